@@ -1,0 +1,68 @@
+"""``isobench`` command line: one module per subcommand under :mod:`bench.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from bench import __version__
+
+#: Subcommand modules, in --help order. Each defines ``register(subparsers)``, which adds its
+#: parser and sets ``func`` (a callable taking the parsed args and returning an exit status).
+COMMANDS: Final = (
+    "run",
+    "validate",
+    "report",
+    "compare",
+    "export",
+    "backends",
+    "env",
+    "provision",
+)
+
+DESCRIPTION = """\
+What does isolation cost? isobench runs one workload, described once in a scenario YAML
+file, natively, in Docker containers and in Vagrant VMs, and measures startup latency,
+memory footprint, disk I/O and system-call throughput. Every sample is kept (results/<run-id>/)
+and runs are turned into a self-contained HTML report.
+
+typical use:
+  isobench provision            install/start Docker and libvirt+Vagrant (root, Debian/Ubuntu)
+  isobench env build            build the guest image and VM box offline (debootstrap)
+  isobench run                  every scenario under scenarios/ on every available backend
+  isobench report results/RUN -o report.html
+  isobench compare results/OLD results/NEW --threshold 5%
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="isobench",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"isobench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"bench.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``isobench`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return status

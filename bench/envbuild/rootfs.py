@@ -1,0 +1,175 @@
+"""The shared guest root filesystem, built offline with debootstrap.
+
+One tree serves both the Docker image (``docker import``) and the Vagrant box (``mkfs.ext4 -d``),
+so container and VM run an identical userland and the only variable is the isolation layer.
+It is content-addressed: the hash covers the package list, suite, mirror, probe source and
+this recipe's version, and an existing tree with that hash is reused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from bench.paths import cache_dir
+from bench.workloads import GUEST_PROBE, build_probe, probe_hash
+
+RECIPE_VERSION: Final = 1
+SUITE: Final = "bookworm"
+#: Workload tools + what a VM needs to boot to SSH (kernel, systemd, sshd, sudo, networkd).
+PACKAGES: Final = (
+    "fio",
+    "time",
+    "procps",
+    "iproute2",
+    "sysbench",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "sudo",
+    "linux-image-cloud-amd64",
+    "ca-certificates",
+)
+FALLBACK_MIRROR: Final = "http://deb.debian.org/debian"
+VAGRANT_INSECURE_KEYS: Final = (
+    "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub",
+    "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub",
+)
+
+Log = Callable[[str], None]
+
+
+def host_mirror() -> str:
+    """The Debian mirror the host's apt uses (so an offline-but-mirrored host works)."""
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.exists():
+        match = re.search(r"^URIs:\s*(\S+/debian)\s*$", sources.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.exists():
+        match = re.search(r"^deb\s+(\S+/debian)\s+\S+", legacy.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+    return FALLBACK_MIRROR
+
+
+def vagrant_public_key() -> str:
+    """Vagrant's published insecure public key, as shipped by the vagrant package."""
+    for pattern in VAGRANT_INSECURE_KEYS:
+        root = Path("/")
+        for path in sorted(root.glob(pattern.lstrip("/"))):
+            return path.read_text().strip()
+    msg = "vagrant's insecure public key not found: install vagrant (apt-get install vagrant)"
+    raise FileNotFoundError(msg)
+
+
+def rootfs_hash(mirror: str | None = None) -> str:
+    """Content hash of the rootfs inputs (12 hex digits)."""
+    inputs = {
+        "recipe": RECIPE_VERSION,
+        "suite": SUITE,
+        "mirror": mirror or host_mirror(),
+        "packages": sorted(PACKAGES),
+        "probe": probe_hash(),
+        "vagrant_key": hashlib.sha256(vagrant_public_key().encode()).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def rootfs_path(digest: str | None = None) -> Path:
+    """Where the rootfs tree with ``digest`` lives."""
+    return cache_dir() / f"rootfs-{digest or rootfs_hash()}"
+
+
+def _configure(tree: Path, log: Log) -> None:
+    """Install the probe, the vagrant user, sshd and networkd settings into ``tree``."""
+    probe = build_probe(cache_dir())
+    dest = tree / GUEST_PROBE.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(probe, dest)
+    dest.chmod(0o755)
+
+    log("configuring vagrant user, sshd and networkd in the rootfs")
+    chroot = ["chroot", str(tree)]
+    subprocess.run([*chroot, "useradd", "-m", "-s", "/bin/bash", "vagrant"], check=False)
+    subprocess.run([*chroot, "sh", "-c", "echo vagrant:vagrant | chpasswd"], check=True)
+    (tree / "etc/sudoers.d/vagrant").write_text("vagrant ALL=(ALL) NOPASSWD:ALL\n")
+    (tree / "etc/sudoers.d/vagrant").chmod(0o440)
+    ssh_dir = tree / "home/vagrant/.ssh"
+    ssh_dir.mkdir(parents=True, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(vagrant_public_key() + "\n")
+    subprocess.run([*chroot, "chown", "-R", "vagrant:vagrant", "/home/vagrant/.ssh"], check=True)
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    ssh_dir.chmod(0o700)
+    sshd_conf = tree / "etc/ssh/sshd_config.d/isobench.conf"
+    sshd_conf.parent.mkdir(parents=True, exist_ok=True)
+    sshd_conf.write_text("UseDNS no\nGSSAPIAuthentication no\n")
+    network = tree / "etc/systemd/network/10-eth.network"
+    network.parent.mkdir(parents=True, exist_ok=True)
+    network.write_text("[Match]\nName=eth* en*\n\n[Network]\nDHCP=yes\n")
+    subprocess.run([*chroot, "systemctl", "enable", "systemd-networkd"], check=False)
+    subprocess.run([*chroot, "systemctl", "enable", "ssh"], check=False)
+    (tree / "etc/hostname").write_text("isobench-guest\n")
+    (tree / "etc/fstab").write_text("/dev/vda / ext4 rw,relatime 0 1\n")
+    (tree / "etc/machine-id").write_text("")
+    # Regenerated host keys per build would make the hash lie about content; generate once here.
+    subprocess.run([*chroot, "ssh-keygen", "-A"], check=False, capture_output=True)
+    shutil.rmtree(tree / "var/cache/apt/archives", ignore_errors=True)
+    (tree / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+
+
+def ensure_rootfs(log: Log = print, force: bool = False) -> Path:
+    """Build the rootfs tree if no tree with the current content hash exists; return it."""
+    if shutil.which("debootstrap") is None:
+        msg = "debootstrap is not installed (apt-get install debootstrap)"
+        raise FileNotFoundError(msg)
+    mirror = host_mirror()
+    digest = rootfs_hash(mirror)
+    tree = rootfs_path(digest)
+    marker = tree / ".isobench-complete"
+    lock_path = cache_dir() / "rootfs.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and not force:
+            log(f"rootfs {digest} is up to date: {tree}")
+            return tree
+        if tree.exists():
+            shutil.rmtree(tree)
+        log(f"building rootfs {digest} with debootstrap from {mirror} (about 2 minutes)")
+        work = tree.with_name(tree.name + ".partial")
+        shutil.rmtree(work, ignore_errors=True)
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(work),
+                mirror,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        _configure(work, log)
+        work.rename(tree)
+        marker.write_text(digest + "\n")
+        log(f"rootfs ready: {tree}")
+        return tree
+
+
+def kernel_files(tree: Path) -> tuple[Path, Path]:
+    """The guest kernel and initrd inside ``tree`` (for direct kernel boot)."""
+    kernels = sorted((tree / "boot").glob("vmlinuz-*"))
+    initrds = sorted((tree / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        msg = f"no kernel/initrd under {tree / 'boot'}"
+        raise FileNotFoundError(msg)
+    return kernels[-1], initrds[-1]

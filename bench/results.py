@@ -1,0 +1,190 @@
+"""Result schema and storage: one row per sample, appended as measured, loaded as pandas.
+
+A run directory holds ``samples.jsonl`` (append-only, flushed + fsynced per row),
+``samples.parquet`` (written by :meth:`RunWriter.close`), ``environment.json`` and
+``scenarios/``. :func:`load` reads any number of run directories into one tidy frame.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, TextIO
+
+import pandas as pd
+
+SCHEMA_VERSION: Final = 1
+
+Status = Literal["ok", "failed", "timeout", "skipped"]
+
+#: Column name -> pandas dtype of the tidy sample frame, in order.
+COLUMNS: Final[dict[str, str]] = {
+    "run_id": "string",
+    "scenario": "string",
+    "scenario_hash": "string",
+    "backend": "string",
+    "variant": "string",
+    "metric": "string",
+    "unit": "string",
+    "repetition": "int64",
+    "warmup": "bool",
+    "value": "float64",
+    "status": "string",
+    "reason": "string",
+    "timestamp": "datetime64[ns, UTC]",
+}
+
+SAMPLES_JSONL: Final = "samples.jsonl"
+SAMPLES_PARQUET: Final = "samples.parquet"
+ENVIRONMENT_JSON: Final = "environment.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measured value (or one failed/skipped/timed-out attempt, with ``value`` NaN)."""
+
+    run_id: str
+    scenario: str
+    scenario_hash: str
+    backend: str
+    variant: str
+    metric: str
+    unit: str
+    repetition: int
+    warmup: bool
+    value: float
+    status: Status = "ok"
+    reason: str = ""
+    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def to_json(self) -> str:
+        """Serialize as one JSON line (NaN encoded as null)."""
+        record = asdict(self)
+        if record["value"] != record["value"]:  # NaN
+            record["value"] = None
+        return json.dumps(record, separators=(",", ":"), allow_nan=False)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id such as ``20261128T003112Z-3f9a``."""
+    now = now or datetime.now(UTC)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+
+
+class RunWriter:
+    """Append samples of one run to disk as they are produced."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._path = run_dir / SAMPLES_JSONL
+        self._fh: TextIO | None = self._path.open("a", encoding="utf-8")
+        self.count = 0
+
+    def write(self, sample: Sample) -> None:
+        """Append one sample and make it durable before returning."""
+        if self._fh is None:
+            msg = "RunWriter is closed"
+            raise RuntimeError(msg)
+        self._fh.write(sample.to_json() + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.count += 1
+
+    def write_environment(self, environment: Mapping[str, Any]) -> None:
+        """Write ``environment.json`` for this run."""
+        path = self.run_dir / ENVIRONMENT_JSON
+        path.write_text(json.dumps(environment, indent=2, sort_keys=True, default=str) + "\n")
+
+    def close(self) -> None:
+        """Close the journal and consolidate it into Parquet."""
+        if self._fh is None:
+            return
+        self._fh.close()
+        self._fh = None
+        frame = read_jsonl(self._path)
+        frame.to_parquet(self.run_dir / SAMPLES_PARQUET, index=False)
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def empty_frame() -> pd.DataFrame:
+    """An empty frame with the sample schema."""
+    return _coerce(pd.DataFrame({name: [] for name in COLUMNS}))
+
+
+def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for name, dtype in COLUMNS.items():
+        if name not in frame:
+            frame[name] = pd.NA
+        if name == "timestamp":
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+        elif name == "value":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        else:
+            frame[name] = frame[name].astype(dtype)  # type: ignore[call-overload]
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    return frame[[*COLUMNS, *extra]]
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    """Read a samples journal; a torn last line (crash mid-write) is ignored."""
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # only the sample in flight can be torn
+    if not rows:
+        return empty_frame()
+    return _coerce(pd.DataFrame.from_records(rows))
+
+
+def load_environment(run_dir: Path) -> dict[str, Any]:
+    """Return a run's ``environment.json`` (empty dict if missing)."""
+    path = run_dir / ENVIRONMENT_JSON
+    if not path.exists():
+        return {}
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def load_run(run_dir: Path) -> pd.DataFrame:
+    """Load one run directory (Parquet if consolidated, else the journal)."""
+    parquet = run_dir / SAMPLES_PARQUET
+    journal = run_dir / SAMPLES_JSONL
+    if parquet.exists():
+        frame = _coerce(pd.read_parquet(parquet))
+    elif journal.exists():
+        frame = read_jsonl(journal)
+    else:
+        msg = f"{run_dir}: not a run directory (no {SAMPLES_PARQUET} or {SAMPLES_JSONL})"
+        raise FileNotFoundError(msg)
+    env = load_environment(run_dir)
+    host = env.get("host", {}).get("hostname", "") if isinstance(env.get("host"), dict) else ""
+    frame["host"] = pd.Series([host] * len(frame), dtype="string", index=frame.index)
+    return frame
+
+
+def load(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Load any number of run directories into one tidy DataFrame (plus a ``host`` column)."""
+    frames = [load_run(Path(p)) for p in paths]
+    if not frames:
+        frame = empty_frame()
+        frame["host"] = pd.Series([], dtype="string")
+        return frame
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,321 @@
+"""Built-in workloads: what runs inside an environment and how its output becomes samples.
+
+The in-environment part is shared by every backend through an :data:`Executor` (run an argv
+inside the environment, return exit code/stdout/stderr), so native, container and VM run the
+same binary with the same arguments and are parsed by the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from bench.backends.base import BackendError, Measurement, Outcome
+from bench.scenario import (
+    CommandWorkload,
+    DiskWorkload,
+    MemoryWorkload,
+    StartupWorkload,
+    SyscallWorkload,
+)
+
+#: Path of the probe inside images and boxes built by ``isobench env build``.
+GUEST_PROBE: Final = "/opt/isobench/bin/isobench-probe"
+#: Contract metrics per workload kind: a failed repetition writes one row for each.
+CONTRACT: Final[dict[str, tuple[str, ...]]] = {
+    "startup": ("startup.ready", "startup.total"),
+    "syscall": ("syscall.null_rate", "syscall.mixed_rate"),
+    "disk": (
+        "disk.seq_read",
+        "disk.seq_write",
+        "disk.rand_read_iops",
+        "disk.rand_write_iops",
+        "disk.fsync_latency",
+    ),
+    "memory": ("memory.overhead", "memory.workload_peak"),
+    "command": ("command.wall",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """Result of running one argv inside an environment."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall: float  # seconds, as measured by the executor on the host
+
+
+#: Run ``argv`` inside the environment with a timeout (seconds); raise RepetitionTimeout.
+Executor = Callable[[Sequence[str], float], ExecResult]
+
+
+class ProbeBuildError(BackendError):
+    """The static probe cannot be built (no compiler or no static libc)."""
+
+
+def probe_source() -> bytes:
+    """Source of the probe binary."""
+    return resources.files("bench.workloads").joinpath("probe.c").read_bytes()
+
+
+def probe_hash() -> str:
+    """Content hash of the probe source (12 hex digits)."""
+    return hashlib.sha256(probe_source()).hexdigest()[:12]
+
+
+def build_probe(cache: Path) -> Path:
+    """Build the static probe into ``cache`` (reused while the source is unchanged)."""
+    target = cache / f"isobench-probe-{probe_hash()}"
+    if target.exists():
+        return target
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        msg = (
+            "no C compiler found to build the static syscall probe "
+            "(apt-get install gcc libc6-dev); refusing to fall back to an interpreted loop"
+        )
+        raise ProbeBuildError(msg)
+    src = cache / f"probe-{probe_hash()}.c"
+    src.write_bytes(probe_source())
+    tmp = target.with_suffix(".tmp")
+    proc = subprocess.run(
+        [compiler, "-O2", "-static", "-o", str(tmp), str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        msg = f"building the static probe failed ({compiler}): {proc.stderr.strip()[-500:]}"
+        raise ProbeBuildError(msg)
+    tmp.replace(target)
+    return target
+
+
+def parse_keyvalues(text: str) -> dict[str, str]:
+    """Parse the probe's ``key=value`` lines (later keys win)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _check(result: ExecResult, what: str) -> None:
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip()[-400:]
+        msg = f"{what} exited with status {result.returncode}: {tail}"
+        raise BackendError(msg)
+
+
+# --- syscall --------------------------------------------------------------------------------
+
+
+def syscall_argv(probe: str, workload: SyscallWorkload, directory: str = "/dev/shm") -> list[str]:
+    """argv of the syscall workload."""
+    iters = max(1, workload.mixed_calls // 4)
+    return [probe, "syscall", str(workload.null_calls), str(iters), directory]
+
+
+def parse_syscall(stdout: str) -> Outcome:
+    """Turn the probe's syscall output into samples."""
+    kv = parse_keyvalues(stdout)
+    try:
+        measurements = [
+            Measurement("syscall.null_rate", float(kv["null_rate"])),
+            Measurement("syscall.mixed_rate", float(kv["mixed_rate"])),
+        ]
+    except (KeyError, ValueError) as exc:
+        msg = f"unparseable syscall probe output: {stdout[-300:]!r}"
+        raise BackendError(msg) from exc
+    facts = {k: kv[k] for k in ("kernel", "dir") if k in kv}
+    return Outcome(measurements, facts)
+
+
+def run_syscall(
+    execute: Executor, probe: str, workload: SyscallWorkload, timeout: float
+) -> Outcome:
+    """Run the syscall workload through ``execute`` (tmpfs /dev/shm, else /tmp)."""
+    result = execute(syscall_argv(probe, workload), timeout)
+    if result.returncode != 0:
+        result = execute(syscall_argv(probe, workload, "/tmp"), timeout)
+    _check(result, "syscall probe")
+    return parse_syscall(result.stdout)
+
+
+# --- disk (fio) -------------------------------------------------------------------------------
+
+_FIO_JOBS: Final = (
+    # name, rw, block size, time-based
+    ("seq_write", "write", "1M", False),
+    ("seq_read", "read", "1M", False),
+    ("rand_read", "randread", "4k", True),
+    ("rand_write", "randwrite", "4k", True),
+    ("fsync", "write", "4k", True),
+)
+
+
+def fio_argv(workload: DiskWorkload, directory: str, direct: bool) -> list[str]:
+    """argv of one fio invocation running every disk job in sequence (stonewalled)."""
+    runtime = f"{workload.runtime:g}"
+    argv = [
+        "fio",
+        "--output-format=json",
+        f"--directory={directory}",
+        "--filename=isobench-fio.dat",
+        f"--size={int(workload.file_size)}",
+        "--ioengine=psync",
+        f"--direct={1 if direct else 0}",
+        "--numjobs=1",
+        "--group_reporting=0",
+        "--invalidate=1",
+    ]
+    for name, rw, bs, timed in _FIO_JOBS:
+        argv += [f"--name={name}", "--stonewall", f"--rw={rw}", f"--bs={bs}"]
+        if timed:
+            argv += ["--time_based=1", f"--runtime={runtime}"]
+        if name == "fsync":
+            argv += ["--fsync=1", "--direct=0"]
+    return argv
+
+
+def parse_fio(stdout: str) -> list[Measurement]:
+    """Turn fio's JSON (from :func:`fio_argv`) into disk samples."""
+    start = stdout.find("{")
+    try:
+        doc: dict[str, Any] = json.loads(stdout[start:])
+        jobs = {job["jobname"]: job for job in doc["jobs"]}
+        sync_lat = jobs["fsync"]["sync"]["lat_ns"]["mean"]
+        return [
+            Measurement("disk.seq_write", float(jobs["seq_write"]["write"]["bw_bytes"])),
+            Measurement("disk.seq_read", float(jobs["seq_read"]["read"]["bw_bytes"])),
+            Measurement("disk.rand_read_iops", float(jobs["rand_read"]["read"]["iops"])),
+            Measurement("disk.rand_write_iops", float(jobs["rand_write"]["write"]["iops"])),
+            Measurement("disk.fsync_latency", float(sync_lat) / 1e9),
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        msg = f"unparseable fio output: {stdout[-300:]!r}"
+        raise BackendError(msg) from exc
+
+
+def run_disk(execute: Executor, workload: DiskWorkload, directory: str, timeout: float) -> Outcome:
+    """Run fio in ``directory``; direct I/O when asked or, for ``auto``, when it works."""
+    direct = workload.direct != "off"
+    result = execute(fio_argv(workload, directory, direct), timeout)
+    if result.returncode != 0 and workload.direct == "auto":
+        direct = False
+        result = execute(fio_argv(workload, directory, direct), timeout)
+    _check(result, "fio")
+    execute(["rm", "-f", f"{directory}/isobench-fio.dat"], timeout)
+    return Outcome(parse_fio(result.stdout), {"direct_io": "on" if direct else "off"})
+
+
+# --- command ----------------------------------------------------------------------------------
+
+
+def parse_sysbench(stdout: str) -> list[Measurement]:
+    """Parse sysbench's plain output: events/s and latency percentiles when present."""
+    out: list[Measurement] = []
+    for line in stdout.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip().split()[0] if value.strip() else ""
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if key == "events per second":
+            out.append(Measurement("command.events_rate", number, "events/s"))
+        elif key in {"min", "avg", "max", "95th percentile"}:
+            name = "p95" if key.startswith("95") else key
+            out.append(Measurement(f"command.latency_{name}", number / 1e3, "s"))
+    if not out:
+        msg = f"no sysbench figures found in output: {stdout[-300:]!r}"
+        raise BackendError(msg)
+    return out
+
+
+TIME_FORMAT: Final = "isobench_time wall=%e user=%U sys=%S maxrss_kb=%M"
+
+
+def parse_time(stderr: str) -> list[Measurement]:
+    """Parse the ``/usr/bin/time -f TIME_FORMAT`` line."""
+    for line in reversed(stderr.splitlines()):
+        if line.startswith("isobench_time "):
+            kv = parse_keyvalues(line.removeprefix("isobench_time ").replace(" ", "\n"))
+            return [
+                Measurement("command.wall", float(kv["wall"])),
+                Measurement("command.user", float(kv["user"])),
+                Measurement("command.sys", float(kv["sys"])),
+                Measurement("command.max_rss", float(kv["maxrss_kb"]) * 1024),
+            ]
+    msg = "no /usr/bin/time output found (is GNU time installed in the environment?)"
+    raise BackendError(msg)
+
+
+def command_argv(workload: CommandWorkload) -> list[str]:
+    """argv of a generic command (wrapped in GNU time for the ``time`` parser)."""
+    argv = list(workload.command)
+    if workload.parser == "time":
+        return ["/usr/bin/time", "-f", TIME_FORMAT, *argv]
+    return argv
+
+
+def run_command(execute: Executor, workload: CommandWorkload, timeout: float) -> Outcome:
+    """Run a generic command and parse its output with the scenario's parser."""
+    result = execute(command_argv(workload), timeout)
+    _check(result, f"command {workload.command[0]!r}")
+    if workload.parser == "wall":
+        return Outcome([Measurement("command.wall", result.wall)])
+    if workload.parser == "time":
+        return Outcome(parse_time(result.stderr))
+    if workload.parser == "sysbench":
+        return Outcome(parse_sysbench(result.stdout))
+    return Outcome(parse_fio_generic(result.stdout))
+
+
+def parse_fio_generic(stdout: str) -> list[Measurement]:
+    """Per-job read/write bandwidth and IOPS from any fio JSON output."""
+    start = stdout.find("{")
+    try:
+        doc: dict[str, Any] = json.loads(stdout[start:])
+        out: list[Measurement] = []
+        for job in doc["jobs"]:
+            name = job["jobname"]
+            for direction in ("read", "write"):
+                stats = job.get(direction, {})
+                if stats.get("io_bytes", 0) > 0:
+                    out.append(Measurement(f"command.{name}.{direction}_bw", stats["bw_bytes"], "B/s"))
+                    out.append(Measurement(f"command.{name}.{direction}_iops", stats["iops"], "IOPS"))
+    except (ValueError, KeyError, TypeError) as exc:
+        msg = f"unparseable fio output: {stdout[-300:]!r}"
+        raise BackendError(msg) from exc
+    return out
+
+
+__all__ = [
+    "CONTRACT",
+    "GUEST_PROBE",
+    "CommandWorkload",
+    "DiskWorkload",
+    "ExecResult",
+    "Executor",
+    "MemoryWorkload",
+    "ProbeBuildError",
+    "StartupWorkload",
+    "SyscallWorkload",
+    "build_probe",
+    "run_command",
+    "run_disk",
+    "run_syscall",
+]
