@@ -1,17 +1,83 @@
-"""`isobench env` (placeholder until implemented)."""
+"""``isobench env``: build and inspect the guest environment (rootfs, Docker image, box)."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from typing import Any
 
 
 def register(sub: Any) -> None:
-    """Add the `env` subcommand."""
-    parser = sub.add_parser("env", help="(not implemented yet)")
-    parser.set_defaults(func=run)
+    """Add the ``env`` subcommand group."""
+    parser = sub.add_parser(
+        "env",
+        help="build the guest environment offline (rootfs, Docker image, Vagrant box)",
+        description=(
+            "The guest environment is ONE Debian 12 root filesystem built with debootstrap "
+            "(workload tools, the static probe, kernel, systemd, sshd, the vagrant user). It "
+            "is imported into Docker as isobench/debian12:<hash> and packed into a libvirt "
+            "Vagrant box isobench/debian12-<hash>, so container and VM run an identical "
+            "userland. Everything is content-hashed and rebuilt only when inputs change."
+        ),
+    )
+    actions = parser.add_subparsers(dest="env_action", metavar="ACTION")
+    build = actions.add_parser("build", help="build (or reuse) rootfs, image and box")
+    build.add_argument(
+        "--only", choices=["rootfs", "image", "box"], action="append",
+        help="build only these parts (repeatable; default: all that the host supports)",
+    )
+    build.add_argument("--force", action="store_true", help="rebuild the rootfs even if cached")
+    build.set_defaults(func=run_build)
+    status = actions.add_parser("status", help="show the current content hashes")
+    status.set_defaults(func=run_status)
+    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
 
 
-def run(args: argparse.Namespace) -> int:
-    """Not implemented yet."""
-    raise NotImplementedError("env")
+def _log(message: str) -> None:
+    print(f"[env] {message}", flush=True)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Build rootfs, then the Docker image and the Vagrant box where the host can."""
+    from bench.envbuild import rootfs  # noqa: PLC0415 - keep CLI start-up light
+
+    parts = set(args.only or ["rootfs", "image", "box"])
+    failures = 0
+    try:
+        rootfs.ensure_rootfs(_log, force=args.force)
+    except Exception as exc:  # noqa: BLE001 - report any build failure as one line
+        print(f"[env] rootfs build failed: {exc}", file=sys.stderr)
+        return 1
+    if "image" in parts:
+        try:
+            from bench.envbuild.image import ensure_image  # noqa: PLC0415
+
+            _log(f"docker image: {ensure_image(_log)}")
+        except Exception as exc:  # noqa: BLE001
+            failures += 1
+            print(f"[env] docker image not built: {exc}", file=sys.stderr)
+    if "box" in parts:
+        try:
+            from bench.envbuild.box import ensure_box  # noqa: PLC0415
+
+            _log(f"vagrant box: {ensure_box(_log)}")
+        except Exception as exc:  # noqa: BLE001
+            failures += 1
+            print(f"[env] vagrant box not built: {exc}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run_status(_args: argparse.Namespace) -> int:
+    """Print the content hashes and where the built artifacts are."""
+    from bench.envbuild import rootfs  # noqa: PLC0415
+
+    digest = rootfs.rootfs_hash()
+    tree = rootfs.rootfs_path(digest)
+    built = (tree / ".isobench-complete").exists()
+    print(f"rootfs   {digest}  {'built' if built else 'missing'}  {tree}")
+    print(f"image    isobench/debian12:{digest}")
+    print(f"box      isobench/debian12-{digest}")
+    for tool in ("debootstrap", "docker", "vagrant", "virsh"):
+        print(f"{tool:<12} {shutil.which(tool) or 'not installed'}")
+    return 0
