@@ -55,14 +55,12 @@ def bench(session: nox.Session) -> None:
         )
     session.run("isobench", "backends")
     out = ROOT / "results"
-    run_dir = session.run(
-        "isobench", "run", "--out", str(out), *session.posargs, silent=False
-    )
-    # `isobench run` prints the run directory as the last line of stdout.
-    lines = [line for line in str(run_dir or "").splitlines() if line.strip()]
-    if not lines:
-        session.error("isobench run did not report a run directory")
-    path = Path(lines[-1].strip())
+    before = set(out.glob("*/")) if out.exists() else set()
+    session.run("isobench", "run", "--out", str(out), *session.posargs)
+    created = sorted(set(out.glob("*/")) - before)
+    if not created:
+        session.error("isobench run wrote no run directory")
+    path = created[-1]
     session.run("isobench", "report", str(path), "-o", str(path / "report.html"))
     session.log(f"run directory: {path}")
     session.log(f"report: {path / 'report.html'}")
