@@ -1,28 +1,113 @@
 """Scenario format v1: the YAML model, validated into immutable objects.
 
 Pure: :func:`parse_scenario` turns already-loaded data into a :class:`Scenario`;
-:mod:`bench.scenario_loader` does the file I/O, safe YAML and error reporting.
+:mod:`bench.scenario_loader` does the file I/O, safe YAML and error reporting. Validation
+messages are phrased as "expected ..." because the loader shows them next to the file, line
+and field they concern.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Final, Literal
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ByteSize,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
+    StrictFloat,
+    StrictInt,
+    field_validator,
 )
 
 SUPPORTED_FORMAT_VERSIONS: Final = (1,)
 #: Backend names a scenario may list; kept in sync with bench.backends.REGISTRY by a test.
 KNOWN_BACKENDS: Final = ("native", "docker", "vagrant")
+#: Longest scenario name (it becomes part of file names and report headings).
+MAX_NAME_LENGTH: Final = 100
+
+_MiB: Final = 1024 * 1024
+_UNIT: Final = re.compile(r"^\s*[\d.]+\s*([A-Za-z]+)\s*$")
+_T = TypeVar("_T")
+
+
+def _size_input(value: Any) -> Any:
+    # ByteSize would take True as 1 byte and 3.7 as an unparseable string; YAML gives ints
+    # and strings for sizes, so anything else is a typo worth reporting.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        msg = (
+            "expected a size: an integer number of bytes or a string like 64MiB, 1GiB, 500MB;"
+            f" got {value!r}"
+        )
+        raise ValueError(msg)  # noqa: TRY004 - pydantic turns ValueError into a field error
+    unit = _UNIT.match(value) if isinstance(value, str) else None
+    if unit and unit.group(1).lower() in {"k", "m", "g", "t", "p", "e"}:
+        # fio and docker read "64m" as MiB, pydantic as 10^6 bytes: make the user choose.
+        letter = unit.group(1).upper()
+        msg = (
+            f"ambiguous size unit in {value!r}; expected {letter}iB (binary) or {letter}B (decimal)"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def format_size(value: int) -> str:
+    """Bytes as the shortest exact binary unit: 4MiB, 1536KiB, 1000B."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value and value % factor == 0:
+            return f"{value // factor}{unit}"
+    return f"{value}B"
+
+
+def _at_least(minimum: int) -> Callable[[ByteSize], ByteSize]:
+    def check(value: ByteSize) -> ByteSize:
+        if value < minimum:
+            msg = f"expected at least {format_size(minimum)}, got {format_size(value)}"
+            raise ValueError(msg)
+        return value
+
+    return check
+
+
+def _no_duplicates(values: tuple[_T, ...]) -> tuple[_T, ...]:
+    seen: list[_T] = []
+    for value in values:
+        if value in seen:
+            msg = f"expected distinct entries, {value!r} is listed twice"
+            raise ValueError(msg)
+        seen.append(value)
+    return values
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        msg = "expected a non-empty string"
+        raise ValueError(msg)
+    return value
+
+
+# Strict numbers: YAML already types its scalars, so "5" (a string) or true (a boolean) where a
+# number belongs is a mistake to report, not something to coerce.
+Count = Annotated[StrictInt, Field(ge=1)]
+NonNegativeCount = Annotated[StrictInt, Field(ge=0)]
+PositiveNumber = Annotated[StrictFloat, Field(gt=0)]
+Seconds = PositiveNumber
+NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
+# Byte sizes: an integer or a string with a unit (64MiB, 1GiB, 500MB), with a floor each.
+AllocSize = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_at_least(1))]
+# fio's sequential jobs use 1 MiB blocks, so a smaller file holds no complete block.
+FioFileSize = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_at_least(_MiB))]
+# Below a few MiB not even the probe's static binary and libc pages fit.
+LimitMemory = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_at_least(4 * _MiB))]
+# A Debian 12 guest with systemd and sshd does not boot reliably in less.
+VmMemory = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_at_least(128 * _MiB))]
 
 
 class _Frozen(BaseModel):
@@ -39,16 +124,16 @@ class SyscallWorkload(_Frozen):
     """System-call throughput from the static probe binary."""
 
     kind: Literal["syscall"]
-    null_calls: PositiveInt = 5_000_000
-    mixed_calls: PositiveInt = 200_000
+    null_calls: Count = 5_000_000
+    mixed_calls: Count = 200_000
 
 
 class DiskWorkload(_Frozen):
     """fio: sequential bandwidth, random 4 KiB IOPS, fsync latency."""
 
     kind: Literal["disk"]
-    file_size: ByteSize = ByteSize(64 * 1024 * 1024)
-    runtime: PositiveFloat = 5.0
+    file_size: FioFileSize = ByteSize(64 * _MiB)
+    runtime: Seconds = 5.0
     direct: Literal["auto", "on", "off"] = "auto"
 
 
@@ -56,8 +141,8 @@ class MemoryWorkload(_Frozen):
     """Allocate and touch ``alloc`` bytes, then idle while the host measures."""
 
     kind: Literal["memory"]
-    alloc: ByteSize = ByteSize(64 * 1024 * 1024)
-    idle: PositiveFloat = 2.0
+    alloc: AllocSize = ByteSize(64 * _MiB)
+    idle: Seconds = 2.0
 
 
 class CommandWorkload(_Frozen):
@@ -66,6 +151,12 @@ class CommandWorkload(_Frozen):
     kind: Literal["command"]
     command: tuple[str, ...] = Field(min_length=1)
     parser: Literal["fio-json", "sysbench", "time", "wall"] = "wall"
+
+    @field_validator("command")
+    @classmethod
+    def _program_named(cls, command: tuple[str, ...]) -> tuple[str, ...]:
+        _non_empty(command[0])
+        return command
 
 
 Workload = Annotated[
@@ -78,50 +169,106 @@ WORKLOAD_KINDS: Final = ("startup", "syscall", "disk", "memory", "command")
 class Limits(_Frozen):
     """Resource limits every backend applies the same way (None: unlimited)."""
 
-    cpus: PositiveFloat | None = None
-    memory: ByteSize | None = None
+    cpus: PositiveNumber | None = None  # fractional CPUs allowed (CFS quota)
+    memory: LimitMemory | None = None
 
 
 class DockerOptions(_Frozen):
     """Docker variants to measure; each combination is one backend variant."""
 
-    runtimes: tuple[str, ...] = Field(default=("runc",), min_length=1)
-    network: tuple[Literal["none", "bridge", "host"], ...] = Field(default=("none",), min_length=1)
-    seccomp: tuple[Literal["default", "unconfined"], ...] = Field(
-        default=("default",), min_length=1
-    )
-    storage: tuple[Literal["overlay", "volume"], ...] = Field(
-        default=("overlay", "volume"), min_length=1
-    )
+    runtimes: Annotated[
+        tuple[NonEmptyStr, ...], Field(min_length=1), AfterValidator(_no_duplicates)
+    ] = ("runc",)
+    network: Annotated[
+        tuple[Literal["none", "bridge", "host"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = ("none",)
+    seccomp: Annotated[
+        tuple[Literal["default", "unconfined"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = ("default",)
+    storage: Annotated[
+        tuple[Literal["overlay", "volume"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = ("overlay", "volume")
 
 
 class VmSize(_Frozen):
     """One VM size: vCPUs and memory."""
 
-    cpus: PositiveInt = 2
-    memory: ByteSize = ByteSize(1024 * 1024 * 1024)
+    cpus: Count = 2
+    memory: VmMemory = ByteSize(1024 * _MiB)
 
 
 class VagrantOptions(_Frozen):
     """VM sizes to measure; each is one backend variant."""
 
-    sizes: tuple[VmSize, ...] = Field(default=(VmSize(),), min_length=1)
+    sizes: Annotated[tuple[VmSize, ...], Field(min_length=1), AfterValidator(_no_duplicates)] = (
+        VmSize(),
+    )
+
+
+def allowed_backends() -> tuple[str, ...]:
+    """Backend names valid right now: the built-ins plus any registered at runtime."""
+    # Imported here: bench.backends imports this module (Backend refers to Scenario).
+    from bench import backends  # noqa: PLC0415
+
+    return tuple(dict.fromkeys([*KNOWN_BACKENDS, *backends.names()]))
+
+
+def _known_backend(name: str) -> str:
+    allowed = allowed_backends()
+    if name not in allowed:
+        msg = f"unknown backend {name!r}; expected one of: {', '.join(allowed)}"
+        raise ValueError(msg)
+    return name
+
+
+def check_name(name: str) -> str:
+    """Validate a scenario name: printable, no '/', not '.' or '..' (it names files)."""
+    if not name.strip():
+        msg = "expected a non-empty name"
+        raise ValueError(msg)
+    bad = [ch for ch in name if unicodedata.category(ch).startswith("C")]
+    if bad:
+        msg = f"expected printable characters only, found {bad[0]!r}"
+        raise ValueError(msg)
+    if "/" in name or name in {".", ".."}:
+        msg = "expected a name usable in a file name (no '/', not '.' or '..')"
+        raise ValueError(msg)
+    return name
 
 
 class Scenario(_Frozen):
     """One validated scenario file."""
 
-    format_version: int
-    name: str = Field(min_length=1, max_length=100)
+    format_version: StrictInt
+    name: Annotated[str, Field(max_length=MAX_NAME_LENGTH), AfterValidator(check_name)]
     description: str = ""
     workload: Workload
-    backends: tuple[str, ...] = KNOWN_BACKENDS
-    repeat: PositiveInt = 5
-    warmup: NonNegativeInt = 1
-    timeout: PositiveFloat = 300.0
+    backends: Annotated[
+        tuple[Annotated[str, AfterValidator(_known_backend)], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = KNOWN_BACKENDS
+    repeat: Count = 5
+    warmup: NonNegativeCount = 1
+    timeout: Seconds = 300.0
     limits: Limits = Limits()
     docker: DockerOptions = DockerOptions()
     vagrant: VagrantOptions = VagrantOptions()
+
+    @field_validator("format_version")
+    @classmethod
+    def _supported(cls, version: int) -> int:
+        if version not in SUPPORTED_FORMAT_VERSIONS:
+            supported = ", ".join(str(v) for v in SUPPORTED_FORMAT_VERSIONS)
+            msg = f"unsupported format_version {version}; expected one of: {supported}"
+            raise ValueError(msg)
+        return version
 
     @property
     def hash(self) -> str:
@@ -130,10 +277,18 @@ class Scenario(_Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def with_repeat(self, repeat: int) -> Scenario:
-        """Copy with another repeat count (``--repeat``)."""
+        """Copy with another repeat count (``--repeat``); ValueError unless it is >= 1."""
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            msg = f"expected a repeat count >= 1, got {repeat!r}"
+            raise ValueError(msg)
         return self.model_copy(update={"repeat": repeat})
 
 
 def parse_scenario(data: Any) -> Scenario:
     """Validate already-loaded YAML data (raises pydantic.ValidationError)."""
     return Scenario.model_validate(data)
+
+
+def workload_classes() -> Sequence[type[BaseModel]]:
+    """The workload models, in :data:`WORKLOAD_KINDS` order."""
+    return (StartupWorkload, SyscallWorkload, DiskWorkload, MemoryWorkload, CommandWorkload)

@@ -1,19 +1,41 @@
 """Load scenario files safely and report errors a user can act on.
 
-(Minimal version; hardened by the scenario-validation work: line numbers, bounded aliases,
-duplicate keys, tags.)
+Scenario files are untrusted input. A file is read only up to :data:`MAX_FILE_BYTES`, its YAML
+event stream is checked for nesting depth, the composed node graph is walked with aliases
+expanded (at most :data:`MAX_NODES` nodes, so a "billion laughs" file is rejected before
+anything is built from it), only plain YAML tags are accepted, duplicate keys are errors, and
+only then does PyYAML's *safe* constructor build Python values. Every error names the file, the
+line where one is known, the field as a dotted path and what was expected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Final
 
 import yaml
 from pydantic import ValidationError
 
-from bench.scenario import Scenario, parse_scenario
+from bench.scenario import SUPPORTED_FORMAT_VERSIONS, Scenario, parse_scenario
+from bench.scenario_errors import FieldPath, dotted, translate
+
+#: Largest scenario file accepted, checked before parsing (real ones are ~1 KiB).
+MAX_FILE_BYTES: Final = 256 * 1024
+#: Most YAML nodes a file may expand to, aliases counted at every use.
+MAX_NODES: Final = 10_000
+#: Deepest nesting of mappings/lists accepted (the format needs 4).
+MAX_DEPTH: Final = 32
+SCENARIO_SUFFIXES: Final = (".yaml", ".yml")
+
+_CORE: Final = "tag:yaml.org,2002:"
+#: Tags a scenario may use: plain values only, nothing that builds language objects.
+ALLOWED_TAGS: Final = frozenset(
+    _CORE + name for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
+_MERGE_TAG: Final = _CORE + "merge"
+_PLAIN_TYPES: Final = "strings, numbers, booleans, null, mappings and lists"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +49,18 @@ class LoadedScenario:
 
 @dataclass(frozen=True, slots=True)
 class ScenarioError:
-    """One problem in one scenario file."""
+    """One problem in one scenario file (``line``/``column`` are 1-based)."""
 
     path: Path
     line: int | None
     field: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        where = str(self.path)
+        if self.line:
+            where += f":{self.line}" + (f":{self.column}" if self.column else "")
         field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 
@@ -48,32 +73,279 @@ class ScenarioLoadError(Exception):
         self.errors = errors
 
 
+@dataclass(slots=True)
+class FileResult:
+    """Outcome of checking one file: the scenario or the errors (``lines``: field -> line)."""
+
+    path: Path
+    loaded: LoadedScenario | None = None
+    errors: list[ScenarioError] = field(default_factory=list)
+    lines: dict[FieldPath, int] = field(default_factory=dict)
+
+
+class _RejectedError(Exception):
+    """Stop processing a file: the attached line, field and message say why."""
+
+    def __init__(self, line: int | None, field: str, message: str) -> None:
+        super().__init__(message)
+        self.where = (line, field, message)
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
+
+
+# --- YAML: safe, bounded, with line numbers ----------------------------------------------------
+
+
+#: Only *events* come from this parser (nothing is constructed): libyaml's C parser when
+#: available, because PyYAML's pure-Python scanner looks ahead ~1 KiB per pending flow key.
+_EVENT_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_shape(text: str) -> None:
+    """Bound nesting depth and node count on the flat event stream, before composing."""
+    # The composer recurses once per nesting level and materialises every node, so both are
+    # bounded here, where checking costs one pass and no memory.
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_EVENT_LOADER):
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                line = event.start_mark.line + 1 if event.start_mark else None
+                msg = f"more than {MAX_NODES} YAML nodes; expected a small scenario"
+                raise _RejectedError(line, "", msg)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else None
+                msg = f"nesting deeper than {MAX_DEPTH} levels; expected a flat scenario mapping"
+                raise _RejectedError(line, "", msg)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+class _Walker:
+    """Walk a composed node graph: count nodes, check tags and keys, record field lines."""
+
+    def __init__(self) -> None:
+        self.lines: dict[FieldPath, int] = {}
+        self.errors: list[tuple[int, str, str]] = []  # fatal: nothing can be built
+        self.duplicates: list[tuple[int, str, str]] = []
+        self.nodes = 0
+
+    def walk(self, node: yaml.Node, path: FieldPath, depth: int = 0) -> None:
+        """Visit ``node`` (at field ``path``) and everything below it, aliases expanded."""
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            msg = (
+                f"too many aliases/nodes (possible billion-laughs): more than {MAX_NODES}"
+                " YAML nodes once aliases are expanded; expected a small scenario"
+            )
+            raise _RejectedError(node.start_mark.line + 1, "", msg)
+        if depth > MAX_DEPTH:
+            msg = f"nesting deeper than {MAX_DEPTH} levels once aliases are expanded"
+            raise _RejectedError(node.start_mark.line + 1, "", msg + " (recursive alias?)")
+        if node.tag not in ALLOWED_TAGS:
+            msg = (
+                f"tag {_short_tag(node.tag)!r} is not allowed; expected plain YAML values"
+                f" only ({_PLAIN_TYPES})"
+            )
+            self.errors.append((node.start_mark.line + 1, dotted(path), msg))
+            return
+        if isinstance(node, yaml.MappingNode):
+            self._mapping(node, path, depth, inherited=False)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.lines.setdefault((*path, index), item.start_mark.line + 1)
+                self.walk(item, (*path, index), depth + 1)
+
+    def _mapping(
+        self, node: yaml.MappingNode, path: FieldPath, depth: int, inherited: bool
+    ) -> None:
+        seen: dict[str, int] = {}
+        merges: list[yaml.Node] = []
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.tag == _MERGE_TAG:
+                merges.append(value)
+                continue
+            if not isinstance(key, yaml.ScalarNode) or key.tag not in ALLOWED_TAGS:
+                msg = "expected a plain key (a field name), found a complex or tagged key"
+                self.errors.append((line, dotted(path), msg))
+                continue
+            name = key.value
+            if name in seen:
+                # Not fatal: the last value wins (as in PyYAML), so validate it as well.
+                msg = f"duplicate key {name!r} (first on line {seen[name]}); expected each once"
+                self.duplicates.append((line, dotted((*path, name)), msg))
+            seen[name] = line
+            if inherited and (*path, name) in self.lines:
+                # Shadowed by an explicit key: still checked (tags, size), but its lines must
+                # not replace those of the value actually used.
+                kept, self.lines = self.lines, {}
+                self.walk(value, (*path, name), depth + 1)
+                self.lines = kept
+                continue
+            self.lines[(*path, name)] = line
+            self.walk(value, (*path, name), depth + 1)
+        # Merged keys (<<: *base) count, but explicit keys of this mapping take precedence.
+        for merge in merges:
+            self.nodes += 1
+            sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
+            for source in sources:
+                if isinstance(source, yaml.MappingNode):
+                    self._mapping(source, path, depth + 1, inherited=True)
+
+
+def _compose(text: str) -> tuple[Any, dict[FieldPath, int], list[tuple[int, str, str]], bool]:
+    """Safely parse ``text``: (data, field lines, errors, fatal); raises _RejectedError."""
+    _check_shape(text)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None or node.tag == _CORE + "null":  # nothing, or only "---"
+            msg = "empty file; expected a scenario mapping with format_version, name and workload"
+            raise _RejectedError(None, "", msg)
+        walker = _Walker()
+        walker.lines[()] = node.start_mark.line + 1
+        walker.walk(node, ())
+        if not isinstance(node, yaml.MappingNode):
+            kind = "a list" if isinstance(node, yaml.SequenceNode) else f"{node.value!r}"
+            msg = (
+                "expected a mapping of scenario fields at the top level (format_version, name,"
+                f" workload, ...), got {kind}"
+            )
+            raise _RejectedError(node.start_mark.line + 1, "", msg)
+        errors = sorted(walker.errors + walker.duplicates)
+        if walker.errors:
+            return None, walker.lines, errors, True
+        return loader.construct_document(node), walker.lines, errors, False
+    finally:
+        loader.dispose()
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, path: Path) -> ScenarioError:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    message = f"YAML syntax error: {exc.problem or exc.context}"
+    if mark:
+        message += f" at line {line}, column {column}"
+    if exc.context and exc.problem and exc.context_mark:
+        message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
+    return ScenarioError(path, line, "", message, column)
+
+
+def parse_text(text: str, path: Path) -> FileResult:
+    """Validate scenario ``text`` (as read from ``path``, which only labels errors)."""
+    result = FileResult(path)
+    try:
+        data, result.lines, structural, fatal = _compose(text)
+    except _RejectedError as exc:
+        result.errors.append(ScenarioError(path, *exc.where))
+        return result
+    except yaml.MarkedYAMLError as exc:
+        result.errors.append(_syntax_error(exc, path))
+        return result
+    except yaml.YAMLError as exc:
+        result.errors.append(ScenarioError(path, None, "", f"YAML error: {exc}"))
+        return result
+    for line, field_, message in structural:
+        result.errors.append(ScenarioError(path, line, field_, message))
+    if fatal:
+        return result
+    version = data.get("format_version")
+    unsupported = version not in SUPPORTED_FORMAT_VERSIONS
+    if isinstance(version, int) and not isinstance(version, bool) and unsupported:
+        # A newer format may rename anything: its other fields are not worth listing.
+        supported = ", ".join(str(v) for v in SUPPORTED_FORMAT_VERSIONS)
+        message = f"unsupported format_version {version}; expected one of: {supported}"
+        at = result.lines.get(("format_version",))
+        result.errors.append(ScenarioError(path, at, "format_version", message))
+        return result
+    try:
+        scenario = parse_scenario(data)
+    except ValidationError as exc:
+        result.errors += [ScenarioError(path, *where) for where in translate(exc, result.lines)]
+        result.errors.sort(key=lambda error: error.line or 0)  # stable: file order
+        return result
+    if not result.errors:  # duplicate keys: the data validated, the file did not
+        result.loaded = LoadedScenario(scenario, path, text)
+    return result
+
+
+def read_file(path: Path) -> FileResult:
+    """Read (bounded) and validate one scenario file."""
+
+    def fail(message: str) -> FileResult:
+        return FileResult(path, errors=[ScenarioError(path, None, "", message)])
+
+    too_big = f"file larger than {MAX_FILE_BYTES // 1024} KiB; expected a small scenario file"
+    try:
+        if not path.is_file():
+            return fail("no such file" if not path.exists() else "not a regular file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return fail(too_big)
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)  # the file may grow between stat and read
+    except OSError as exc:
+        return fail(f"cannot read file: {exc.strerror or exc}")
+    if len(raw) > MAX_FILE_BYTES:
+        return fail(too_big)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return fail(f"not UTF-8 text (invalid byte at offset {exc.start}); expected UTF-8 YAML")
+    return parse_text(text, path)
+
+
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
     """Files as given; directories expanded to their ``*.yaml``/``*.yml`` files, sorted."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
+            out += sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES)
         else:
             out.append(path)
     return out
 
 
+def check_paths(paths: Iterable[Path]) -> list[FileResult]:
+    """Validate every file (directories expanded) including names unique across files."""
+    results: list[FileResult] = []
+    seen: set[Path] = set()
+    for given in paths:
+        files = expand_paths([given])
+        if given.is_dir() and not files:
+            message = "no scenario files (*.yaml, *.yml) in this directory"
+            results.append(FileResult(given, errors=[ScenarioError(given, None, "", message)]))
+        for path in files:
+            key = path.resolve()
+            if key not in seen:  # the same file reached twice is one file, not a duplicate
+                seen.add(key)
+                results.append(read_file(path))
+    first: dict[str, Path] = {}
+    for result in results:
+        if result.loaded is None:
+            continue
+        name = result.loaded.scenario.name
+        if name in first:
+            message = f"duplicate scenario name {name!r}, also used by {first[name]}"
+            line = result.lines.get(("name",))
+            result.errors.append(ScenarioError(result.path, line, "name", message))
+            result.loaded = None
+        else:
+            first[name] = result.path
+    return results
+
+
 def load_scenarios(paths: Iterable[Path]) -> list[LoadedScenario]:
     """Load and validate every scenario file; raise ScenarioLoadError listing all problems."""
-    loaded: list[LoadedScenario] = []
-    errors: list[ScenarioError] = []
-    for path in expand_paths(paths):
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = yaml.safe_load(text)
-            loaded.append(LoadedScenario(parse_scenario(data), path, text))
-        except (OSError, yaml.YAMLError) as exc:
-            errors.append(ScenarioError(path, None, "", str(exc)))
-        except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"])
-                errors.append(ScenarioError(path, None, field, err["msg"]))
+    results = check_paths(paths)
+    errors = [error for result in results for error in result.errors]
     if errors:
         raise ScenarioLoadError(errors)
-    return loaded
+    return [result.loaded for result in results if result.loaded is not None]

@@ -1,17 +1,91 @@
-"""`isobench validate` (placeholder until implemented)."""
+"""``isobench validate [PATH...]``: check scenario files without running anything."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from bench import paths
+from bench.scenario_loader import FileResult, check_paths
+
+EPILOG = """\
+Each valid file prints "ok NAME (HASH) PATH". Each problem prints
+"PATH:LINE: FIELD: what was expected". Exit status: 0 all valid, 1 any invalid file,
+2 usage error (e.g. a path that does not exist). The format is documented in
+scenarios/README.md.
+"""
 
 
 def register(sub: Any) -> None:
     """Add the `validate` subcommand."""
-    parser = sub.add_parser("validate", help="(not implemented yet)")
+    parser = sub.add_parser(
+        "validate",
+        help="check scenario files (file, line, field and what was expected)",
+        description="Validate scenario files (format v1) and report every problem found.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="scenario file or directory of *.yaml files (default: scenarios/)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.set_defaults(func=run)
 
 
+def _relative(path: Path) -> Path:
+    """``path`` relative to the working directory when below it (shorter messages)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _as_json(results: list[FileResult]) -> str:
+    files = []
+    for result in results:
+        entry: dict[str, Any] = {"path": str(result.path), "ok": not result.errors}
+        if result.loaded is not None and not result.errors:
+            entry["name"] = result.loaded.scenario.name
+            entry["hash"] = result.loaded.scenario.hash
+        entry["errors"] = [
+            {"line": e.line, "column": e.column, "field": e.field, "message": e.message}
+            for e in result.errors
+        ]
+        files.append(entry)
+    return json.dumps({"ok": all(f["ok"] for f in files), "files": files}, indent=2)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Not implemented yet."""
-    raise NotImplementedError("validate")
+    """Validate the given files/directories; 0 if all are valid, 1 if not, 2 on usage errors."""
+    given: list[Path] = args.paths or [_relative(paths.scenarios_dir())]
+    missing = [p for p in given if not p.exists()]
+    if missing:
+        for path in missing:
+            print(f"isobench validate: no such file or directory: {path}", file=sys.stderr)
+        return 2
+    results = check_paths(given)
+    if args.json:
+        print(_as_json(results))
+    else:
+        for result in results:
+            if result.loaded is not None and not result.errors:
+                scenario = result.loaded.scenario
+                print(f"ok {scenario.name} ({scenario.hash}) {result.path}")
+            for error in result.errors:
+                print(f"error: {error}", file=sys.stderr)
+    bad = [r for r in results if r.errors]
+    if bad:
+        count = sum(len(r.errors) for r in bad)
+        print(
+            f"{count} error(s) in {len(bad)} of {len(results)} file(s)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,68 @@
+"""The scenarios shipped in scenarios/ and their documentation."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from bench import paths
+from bench.metrics import CATALOG
+from bench.scenario import Scenario, workload_classes
+from bench.scenario_loader import load_scenarios
+from bench.workloads import CONTRACT
+
+SCENARIOS = paths.REPO_ROOT / "scenarios"
+README = (SCENARIOS / "README.md").read_text(encoding="utf-8")
+
+
+def test_shipped_scenarios_validate_one_per_workload_kind():
+    loaded = load_scenarios([SCENARIOS])
+    kinds = sorted(item.scenario.workload.kind for item in loaded)
+    assert kinds == sorted(CONTRACT)
+    for item in loaded:
+        assert item.path.stem == item.scenario.name
+        assert len(item.scenario.description) > 80, item.path
+        assert item.scenario.timeout >= 300  # a VM under software emulation is slow
+
+
+def test_shipped_scenarios_are_sized_for_a_short_default_run():
+    for item in load_scenarios([SCENARIOS]):
+        s = item.scenario
+        assert s.repeat + s.warmup <= 6, item.path
+        workload = s.workload.model_dump()
+        assert workload.get("null_calls", 0) <= 1_000_000
+        assert workload.get("file_size", 0) <= 64 * 1024**2
+
+
+def test_readme_documents_every_field_of_every_model():
+    table = {line.split("|")[1].strip() for line in README.splitlines() if line.startswith("| `")}
+    for name, info in Scenario.model_fields.items():
+        model = info.annotation
+        if name == "workload":
+            assert "| `workload` |" in README
+        elif isinstance(model, type) and issubclass(model, BaseModel):
+            for field in model.model_fields:
+                assert f"`{name}.{field}`" in table, f"{name}.{field}"
+        else:
+            assert f"`{name}`" in table, name
+    assert "`vagrant.sizes[].cpus`" in table
+    assert "`vagrant.sizes[].memory`" in table
+    for workload in workload_classes():
+        for field in workload.model_fields:
+            assert f"`{field}`" in README, (workload.__name__, field)
+
+
+def test_readme_documents_every_contract_metric_with_its_unit():
+    for kind, metrics in CONTRACT.items():
+        assert f"### `{kind}`" in README
+        for metric in metrics:
+            unit = CATALOG[metric].unit
+            assert re.search(rf"`{re.escape(metric)}`[^\n]*\| {re.escape(unit)} ", README) or (
+                f"`{metric}` ({unit})" in README
+            ), metric
+
+
+def test_readme_states_the_safety_limits():
+    for fragment in ("256 KiB", "10,000", "billion laughs", "!!python", "Duplicate keys"):
+        assert fragment in README
