@@ -1,17 +1,59 @@
-"""`isobench backends` (placeholder until implemented)."""
+"""`isobench backends`: every registered backend, whether it can run here, and how to enable it."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import backends as registry
+from bench.backends.base import Availability
 
 
 def register(sub: Any) -> None:
     """Add the `backends` subcommand."""
-    parser = sub.add_parser("backends", help="(not implemented yet)")
+    parser = sub.add_parser(
+        "backends",
+        help="list backends, whether each is available here, and how to enable it",
+        description="List every registered backend with its availability on this host, the "
+        "reason when it is unavailable and the command that enables it. Exit status 0 even "
+        "when some are unavailable.",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
 
+def check(name: str) -> Availability:
+    """Availability of backend ``name``; a crash while checking counts as unavailable."""
+    try:
+        return registry.create(name).availability()
+    except Exception as exc:  # a missing SDK or a probe crash: report it, do not trace back
+        return Availability(False, f"{type(exc).__name__}: {exc}", "")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Not implemented yet."""
-    raise NotImplementedError("backends")
+    """Print the table (or JSON)."""
+    rows = [(name, check(name)) for name in registry.names()]
+    if args.json:
+        data = {n: {"available": a.ok, "reason": a.reason, "hint": a.hint} for n, a in rows}
+        print(json.dumps(data, indent=2))
+        return 0
+    if sys.stdout.isatty():
+        table = Table("backend", "available", "reason", "enable with")
+        for name, avail in rows:
+            mark = "[green]yes[/]" if avail.ok else "[red]no[/]"
+            table.add_row(name, mark, avail.reason or "-", avail.hint or "-")
+        Console().print(table)
+        return 0
+    width = max(len(name) for name, _ in rows)
+    print(f"{'backend':<{width}}  available  reason / enable with")
+    for name, avail in rows:
+        detail = avail.reason or "-"
+        if avail.hint:
+            detail += f"  (enable: {avail.hint})"
+        print(f"{name:<{width}}  {'yes' if avail.ok else 'no':<9}  {detail}")
+    return 0

@@ -137,7 +137,7 @@ def parse_syscall(stdout: str) -> Outcome:
     except (KeyError, ValueError) as exc:
         msg = f"unparseable syscall probe output: {stdout[-300:]!r}"
         raise BackendError(msg) from exc
-    facts = {k: kv[k] for k in ("kernel", "dir") if k in kv}
+    facts: dict[str, str] = {k: kv[k] for k in ("kernel", "dir") if k in kv}
     return Outcome(measurements, facts)
 
 

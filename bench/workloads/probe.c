@@ -98,9 +98,20 @@ static int cmd_idle(long long bytes, double seconds) {
     }
     volatile long long sum = 0;
     for (long long i = 0; i < bytes; i += page) sum += mem[i];
+    /* VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve(), so it would include
+     * whatever launched the probe (a forked Python, runc init, sshd...). */
+    long long hwm_kb = -1;
+    FILE *status = fopen("/proc/self/status", "r");
+    if (status) {
+        char line[256];
+        while (fgets(line, sizeof line, status))
+            if (sscanf(line, "VmHWM: %lld kB", &hwm_kb) == 1) break;
+        fclose(status);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("peak_rss=%lld\n", (long long)ru.ru_maxrss * 1024LL);
+    printf("peak_rss=%lld\n", hwm_kb >= 0 ? hwm_kb * 1024LL : -1LL);
+    printf("maxrss_rusage=%lld\n", (long long)ru.ru_maxrss * 1024LL);
     free(mem);
     return 0;
 }

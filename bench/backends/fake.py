@@ -1,0 +1,134 @@
+"""A deterministic in-process backend for unit tests of the runner and everything above it.
+
+Nothing is measured: every value is ``base + repetition index`` so tests can check exactly
+which repetition produced which row. Failures, timeouts, hangs, crashes and Ctrl-C are
+scripted per *call number* (the n-th call of :meth:`FakeBackend.run`, counting from 0), which
+is deterministic because the runner is sequential.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.backends import register
+from bench.backends.base import (
+    Availability,
+    BackendError,
+    Measurement,
+    Outcome,
+    Repetition,
+    RepetitionTimeout,
+    Variant,
+)
+from bench.scenario import Scenario
+from bench.workloads import CONTRACT
+
+
+@dataclass
+class FakeScript:
+    """What a :class:`FakeBackend` does; sets hold call numbers (0-based)."""
+
+    values: Mapping[str, float] = field(default_factory=dict)  # metric -> base value
+    fail: set[int] = field(default_factory=set)  # raise BackendError
+    timeout: set[int] = field(default_factory=set)  # raise RepetitionTimeout
+    hang: set[int] = field(default_factory=set)  # sleep past the timeout, raise nothing
+    crash: set[int] = field(default_factory=set)  # raise RuntimeError (a backend bug)
+    interrupt: set[int] = field(default_factory=set)  # raise KeyboardInterrupt (Ctrl-C)
+    prepare_error: str | None = None  # prepare() raises BackendError with this reason
+    sleep: float = 0.0  # seconds every run() takes
+    variants: Sequence[str] = ("default",)
+    available: bool = True
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+
+class FakeBackend:
+    """Backend whose behaviour is scripted by a :class:`FakeScript`; records every call."""
+
+    def __init__(
+        self,
+        name: str = "fake",
+        script: FakeScript | None = None,
+        *,
+        interleave: bool = True,
+        journal: list[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.script = script or FakeScript()
+        self.interleave = interleave
+        #: shared, ordered log of "<name>:<event>" lines (several fakes may share one list)
+        self.journal: list[str] = journal if journal is not None else []
+        self.calls: list[Repetition] = []
+        self.prepared: list[str] = []
+        self.teardowns = 0
+
+    def availability(self) -> Availability:
+        """Available unless the script says otherwise."""
+        if self.script.available:
+            return Availability(True)
+        return Availability(False, "fake backend scripted as unavailable", "nothing to do")
+
+    def variants(self, scenario: Scenario) -> Sequence[Variant]:
+        """The scripted variant labels."""
+        return [Variant(label, {}) for label in self.script.variants]
+
+    def prepare(self, scenario: Scenario, variant: Variant) -> None:
+        """Record the call; fail if scripted."""
+        self.journal.append(f"{self.name}:prepare:{variant.label}")
+        if self.script.prepare_error is not None:
+            raise BackendError(self.script.prepare_error)
+        self.prepared.append(variant.label)
+
+    def run(self, repetition: Repetition) -> Outcome:
+        """Produce ``base + index`` for each contract metric, or the scripted misbehaviour."""
+        call = len(self.calls)
+        self.calls.append(repetition)
+        tag = "w" if repetition.warmup else "r"
+        self.journal.append(f"{self.name}:run:{repetition.variant.label}:{tag}{repetition.index}")
+        if self.script.sleep:
+            time.sleep(self.script.sleep)
+        if call in self.script.interrupt:
+            raise KeyboardInterrupt
+        if call in self.script.fail:
+            msg = f"scripted failure at call {call}"
+            raise BackendError(msg)
+        if call in self.script.timeout:
+            msg = f"scripted timeout after {repetition.timeout:g} s"
+            raise RepetitionTimeout(msg)
+        if call in self.script.crash:
+            msg = f"scripted crash at call {call}"
+            raise RuntimeError(msg)
+        if call in self.script.hang:
+            time.sleep(repetition.timeout * 10 + 5)
+        metrics = CONTRACT[repetition.scenario.workload.kind]
+        return Outcome(
+            [
+                Measurement(metric, self.script.values.get(metric, 1.0) + repetition.index)
+                for metric in metrics
+            ],
+            dict(self.script.facts),
+        )
+
+    def teardown(self) -> None:
+        """Count teardowns (idempotent)."""
+        self.journal.append(f"{self.name}:teardown")
+        self.teardowns += 1
+
+    def environment(self) -> dict[str, Any]:
+        """Static description."""
+        return {"kind": "fake", "variants": list(self.script.variants)}
+
+
+def register_fake(
+    name: str = "fake",
+    script: FakeScript | None = None,
+    *,
+    interleave: bool = True,
+    journal: list[str] | None = None,
+) -> FakeBackend:
+    """Create a fake and register it under ``name``; the registry returns this very object."""
+    backend = FakeBackend(name, script, interleave=interleave, journal=journal)
+    register(name, lambda: backend)
+    return backend

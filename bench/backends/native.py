@@ -1,0 +1,436 @@
+"""The native backend: the workload runs as a plain child process of the harness.
+
+This is the baseline every other backend is compared with. The workloads are the shared
+ones from :mod:`bench.workloads`, run through a subprocess executor that kills the whole
+process group on timeout (or Ctrl-C). See docs/native.md for exactly what each metric means
+here and how it compares with perf, fio, hyperfine and /usr/bin/time.
+
+Resource limits are applied the way Docker applies them, with a transient cgroup (CFS quota
+for ``cpus``, ``memory.limit_in_bytes`` / ``memory.max`` for ``memory``) created as a child
+of the harness's own cgroup. Where no cgroup can be created the workload runs unlimited and
+that is recorded as a fact and a run warning, never hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+from bench.backends.base import (
+    Availability,
+    BackendError,
+    Measurement,
+    Outcome,
+    Repetition,
+    RepetitionTimeout,
+    Variant,
+)
+from bench.paths import cache_dir
+from bench.scenario import Limits, Scenario
+from bench.sysinfo import filesystem_type
+from bench.workloads import (
+    CommandWorkload,
+    DiskWorkload,
+    ExecResult,
+    Executor,
+    MemoryWorkload,
+    StartupWorkload,
+    SyscallWorkload,
+    build_probe,
+    parse_keyvalues,
+    run_command,
+    run_disk,
+    run_syscall,
+)
+
+HOST: Final = Variant("host", {})
+_CFS_PERIOD_US: Final = 100_000
+
+
+class Cgroup:
+    """A transient cgroup (v1 controllers or v2 unified) holding one workload at a time."""
+
+    def __init__(self, directories: Sequence[Path], description: str) -> None:
+        self.directories = list(directories)
+        self.description = description
+        self._procs = [d / "cgroup.procs" for d in self.directories]
+        self._home = [d.parent / "cgroup.procs" for d in self.directories]
+
+    @classmethod
+    def create(cls, limits: Limits, tag: str) -> Cgroup:
+        """Create a child of our own cgroup applying ``limits``; OSError if not possible."""
+        own = _own_cgroups()
+        root = Path("/sys/fs/cgroup")
+        made: list[Path] = []
+        try:
+            if (root / "cgroup.controllers").exists():  # pure cgroup v2
+                directory = root / own.get("", "/").lstrip("/") / tag
+                directory.mkdir()
+                made.append(directory)
+                if limits.memory is not None:
+                    (directory / "memory.max").write_text(str(int(limits.memory)))
+                if limits.cpus is not None:
+                    quota = int(limits.cpus * _CFS_PERIOD_US)
+                    (directory / "cpu.max").write_text(f"{quota} {_CFS_PERIOD_US}")
+                return cls(made, f"cgroup v2 {directory}")
+            if limits.memory is not None:
+                directory = root / "memory" / own.get("memory", "/").lstrip("/") / tag
+                directory.mkdir()
+                made.append(directory)
+                (directory / "memory.limit_in_bytes").write_text(str(int(limits.memory)))
+            if limits.cpus is not None:
+                controller = "cpu,cpuacct" if (root / "cpu,cpuacct").is_dir() else "cpu"
+                key = next((k for k in own if "cpu" in k.split(",")), "cpu")
+                directory = root / controller / own.get(key, "/").lstrip("/") / tag
+                directory.mkdir()
+                made.append(directory)
+                (directory / "cpu.cfs_period_us").write_text(str(_CFS_PERIOD_US))
+                quota = int(limits.cpus * _CFS_PERIOD_US)
+                (directory / "cpu.cfs_quota_us").write_text(str(quota))
+        except OSError:
+            for directory in reversed(made):
+                _rmdir(directory)
+            raise
+        return cls(made, "cgroup v1 " + ", ".join(str(d) for d in made))
+
+    @contextmanager
+    def attached(self) -> Iterator[None]:
+        """Move the harness itself in, so the child it spawns is born there, then back.
+
+        Done this way (instead of a pre-exec hook in the child) because ``preexec_fn``
+        forces subprocess to fork() the whole interpreter instead of vfork(), which alone
+        costs ~3 ms per launch here and would pollute the startup figures.
+        """
+        pid = str(os.getpid())
+        for procs in self._procs:
+            Path(procs).write_text(pid)
+        try:
+            yield
+        finally:
+            for procs in self._home:
+                Path(procs).write_text(pid)
+
+    def remove(self) -> None:
+        """Remove the cgroup directories (their processes have exited)."""
+        for directory in reversed(self.directories):
+            _rmdir(directory)
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller list -> path of this process's cgroup ("" is the v2 hierarchy)."""
+    out: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        out[controllers] = path
+    return out
+
+
+def _rmdir(directory: Path) -> None:
+    for _ in range(20):  # a just-killed task may linger for a few ms
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _reap(proc: subprocess.Popen[Any]) -> None:
+    """Kill the workload's whole process group, wait for it and close its pipes."""
+    _kill_group(proc)
+    proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+class NativeBackend:
+    """Runs workloads as child processes of the harness, on the host kernel."""
+
+    name = "native"
+    interleave = True
+
+    def __init__(self) -> None:
+        self._probe: Path | None = None
+        self._cgroup: Cgroup | None = None
+        self._limits_note = "none requested"
+        self._counter = 0
+
+    # -- Backend protocol -------------------------------------------------------------------
+
+    def availability(self) -> Availability:
+        """Native runs wherever the harness runs on Linux."""
+        if not sys.platform.startswith("linux"):
+            return Availability(False, f"unsupported platform {sys.platform}", "use Linux")
+        return Availability(True)
+
+    def variants(self, scenario: Scenario) -> Sequence[Variant]:
+        """One variant: the host itself."""
+        return [HOST]
+
+    def prepare(self, scenario: Scenario, variant: Variant) -> None:
+        """Build the static probe; create a cgroup when the scenario sets limits."""
+        self._probe = build_probe(cache_dir())
+        self._remove_cgroup()
+        limits = scenario.limits
+        if limits.cpus is None and limits.memory is None:
+            self._limits_note = "none requested"
+            return
+        self._counter += 1
+        tag = f"isobench-{os.getpid()}-{self._counter}"
+        try:
+            self._cgroup = Cgroup.create(limits, tag)
+        except OSError as exc:
+            self._limits_note = f"NOT applied (cannot create a cgroup: {exc.strerror or exc})"
+        else:
+            self._limits_note = f"{_limits_text(limits)} via {self._cgroup.description}"
+
+    def run(self, repetition: Repetition) -> Outcome:
+        """Run one repetition of the scenario's workload."""
+        if self._probe is None:
+            msg = "native backend used before prepare()"
+            raise BackendError(msg)
+        workload = repetition.scenario.workload
+        execute = self._executor(repetition)
+        timeout = repetition.timeout
+        if isinstance(workload, StartupWorkload):
+            outcome = self._startup(timeout)
+        elif isinstance(workload, SyscallWorkload):
+            outcome = run_syscall(execute, str(self._probe), workload, timeout)
+        elif isinstance(workload, DiskWorkload):
+            outcome = self._disk(execute, workload, repetition)
+        elif isinstance(workload, MemoryWorkload):
+            outcome = self._memory(workload, timeout)
+        elif isinstance(workload, CommandWorkload):
+            outcome = run_command(execute, workload, timeout)
+        else:  # pragma: no cover - the scenario model admits no other kind
+            msg = f"unsupported workload {workload!r}"
+            raise BackendError(msg)
+        return self._with_facts(outcome, {"limits": self._limits_note})
+
+    def teardown(self) -> None:
+        """Remove the transient cgroup, if any."""
+        self._remove_cgroup()
+
+    def environment(self) -> dict[str, Any]:
+        """Kernel, probe and how limits are enforced."""
+        return {
+            "kind": "native",
+            "kernel": platform.release(),
+            "probe": str(self._probe) if self._probe else None,
+            "limits_mechanism": "transient cgroup (child of the harness's own cgroup)",
+        }
+
+    # -- execution --------------------------------------------------------------------------
+
+    def _spawn(
+        self, argv: Sequence[str], *, cwd: Path | None = None, merge_stderr: bool = False
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """Start ``argv``; also return CLOCK_REALTIME ns taken immediately before spawning."""
+        try:
+            with self._cgroup.attached() if self._cgroup else nullcontext():
+                t0 = time.time_ns()
+                proc = subprocess.Popen(
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                    cwd=cwd,
+                    start_new_session=True,  # its own process group: a timeout kills it all
+                )
+        except OSError as exc:
+            msg = f"cannot run {argv[0]!r}: {exc.strerror or exc}"
+            raise BackendError(msg) from exc
+        return proc, t0
+
+    @staticmethod
+    def _communicate(
+        proc: subprocess.Popen[bytes], timeout: float, what: str, budget: float
+    ) -> tuple[str, str]:
+        """Wait up to ``timeout`` s; on expiry kill and report the repetition's ``budget``."""
+        try:
+            out, err = proc.communicate(timeout=max(timeout, 0.001))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()  # collects what was printed and closes the pipes
+            msg = f"{what} did not finish within the {budget:g} s timeout (killed)"
+            raise RepetitionTimeout(msg) from None
+        except BaseException:  # Ctrl-C or watchdog: never leave the workload running
+            _reap(proc)
+            raise
+        return out.decode(errors="replace"), (err or b"").decode(errors="replace")
+
+    def _executor(self, repetition: Repetition) -> Executor:
+        """An Executor sharing one deadline across every command of the repetition."""
+        deadline = time.monotonic() + repetition.timeout
+        cwd = repetition.workdir
+
+        def execute(argv: Sequence[str], timeout: float) -> ExecResult:
+            left = min(timeout, deadline - time.monotonic())
+            if left <= 0:
+                msg = f"repetition exceeded its {repetition.timeout:g} s timeout"
+                raise RepetitionTimeout(msg)
+            start = time.perf_counter()
+            proc, _ = self._spawn(argv, cwd=cwd)
+            out, err = self._communicate(proc, left, Path(argv[0]).name, repetition.timeout)
+            return ExecResult(proc.returncode, out, err, time.perf_counter() - start)
+
+        return execute
+
+    # -- workloads --------------------------------------------------------------------------
+
+    def _startup(self, timeout: float) -> Outcome:
+        """ready = probe's first-instruction clock - t0; total = reaped - t0 (same clock)."""
+        argv = [str(self._probe), "ready"]
+        proc, t0 = self._spawn(argv)  # t0: CLOCK_REALTIME, the clock the probe reads
+        out, err = self._communicate(proc, timeout, "probe ready", timeout)
+        t_end = time.time_ns()
+        if proc.returncode != 0:
+            msg = f"probe ready exited with status {proc.returncode}: {err.strip()[-300:]}"
+            raise BackendError(msg)
+        kv = parse_keyvalues(out)
+        try:
+            ready_ns = int(kv["ready_ns"])
+        except (KeyError, ValueError) as exc:
+            msg = f"unparseable probe output: {out[-300:]!r}"
+            raise BackendError(msg) from exc
+        if not t0 <= ready_ns <= t_end:
+            msg = "the realtime clock moved during the measurement (ready outside launch..exit)"
+            raise BackendError(msg)
+        return Outcome(
+            [
+                Measurement("startup.ready", (ready_ns - t0) / 1e9),
+                Measurement("startup.total", (t_end - t0) / 1e9),
+            ],
+            {"kernel": kv.get("kernel", "")},
+        )
+
+    def _disk(self, execute: Executor, workload: DiskWorkload, rep: Repetition) -> Outcome:
+        directory = rep.workdir / "disk"
+        directory.mkdir(parents=True, exist_ok=True)
+        outcome = run_disk(execute, workload, str(directory), rep.timeout)
+        return self._with_facts(outcome, {"filesystem": filesystem_type(directory)})
+
+    def _memory(self, workload: MemoryWorkload, timeout: float) -> Outcome:
+        """PSS of the idling probe (native: the environment *is* the process) and its peak.
+
+        The peak is the kernel's VmHWM read while the probe idles, after it has touched
+        all its memory. The probe's own ``peak_rss`` (getrusage ru_maxrss) is kept as a fact
+        only: Linux carries ru_maxrss across execve(), so it includes the RSS of whatever
+        forked the probe (here a Python interpreter; in a container runc init), which would
+        make the figure depend on the launcher rather than on the workload.
+        """
+        deadline = time.monotonic() + timeout
+        argv = [str(self._probe), "idle", str(int(workload.alloc)), f"{workload.idle:g}"]
+        proc, _ = self._spawn(argv, merge_stderr=True)
+        try:
+            head = _read_until(proc, b"ready_ns=", deadline)
+            info = psutil.Process(proc.pid).memory_full_info()
+            hwm = _vm_hwm(proc.pid)
+        except psutil.Error as exc:
+            _reap(proc)
+            msg = f"probe idle exited before it could be measured: {exc}"
+            raise BackendError(msg) from exc
+        except BaseException:
+            _reap(proc)
+            raise
+        rest, _ = self._communicate(proc, deadline - time.monotonic(), "probe idle", timeout)
+        out = head + rest
+        if proc.returncode != 0:
+            msg = f"probe idle exited with status {proc.returncode}: {out.strip()[-300:]}"
+            raise BackendError(msg)
+        if hwm <= 0:
+            msg = f"could not read VmHWM of the probe (pid {proc.pid})"
+            raise BackendError(msg)
+        kv = parse_keyvalues(out)
+        facts = {
+            "kernel": kv.get("kernel", ""),
+            "idle_rss_bytes": str(info.rss),
+            "idle_uss_bytes": str(info.uss),
+            "probe_ru_maxrss_bytes": kv.get("peak_rss", ""),
+        }
+        return Outcome(
+            [
+                Measurement("memory.overhead", float(info.pss)),
+                Measurement("memory.workload_peak", float(hwm)),
+            ],
+            facts,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _remove_cgroup(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+
+    @staticmethod
+    def _with_facts(outcome: Outcome, extra: dict[str, str]) -> Outcome:
+        facts = dict(outcome.facts)
+        facts.update(extra)
+        if extra.get("limits", "").startswith("NOT applied"):
+            facts["warning"] = f"scenario limits {extra['limits']}"
+        return Outcome(outcome.measurements, facts)
+
+
+def _limits_text(limits: Limits) -> str:
+    parts = []
+    if limits.cpus is not None:
+        parts.append(f"cpus={limits.cpus:g}")
+    if limits.memory is not None:
+        parts.append(f"memory={int(limits.memory)}")
+    return ",".join(parts)
+
+
+def _read_until(proc: subprocess.Popen[bytes], marker: bytes, deadline: float) -> str:
+    """Read stdout until a full line containing ``marker``; RepetitionTimeout past deadline."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buffer = b""
+    while marker not in buffer or not buffer.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _reap(proc)
+            msg = "probe idle did not report ready before the timeout (killed)"
+            raise RepetitionTimeout(msg)
+        readable, _, _ = select.select([fd], [], [], left)
+        if readable:
+            chunk = os.read(fd, 65536)
+            if not chunk:  # EOF: the probe died; psutil will say so
+                break
+            buffer += chunk
+    if marker not in buffer:
+        _reap(proc)
+        msg = f"probe idle exited with status {proc.returncode}: {buffer.decode()[-300:]!r}"
+        raise BackendError(msg)
+    return buffer.decode(errors="replace")
+
+
+def _vm_hwm(pid: int) -> int:
+    """VmHWM (peak RSS so far) of ``pid`` in bytes, 0 if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0

@@ -1,0 +1,498 @@
+"""The runner: plan scenario x backend x variant x repetition, then execute it, one at a time.
+
+:func:`plan` is pure: it fixes the execution order. Per scenario, warmup rounds come first,
+then measured rounds; within a round every interleavable (backend, variant) pair runs once,
+in an order rotated by one each round, so slow drift of the host (page cache, thermals,
+background jobs) spreads over all backends instead of biasing the one that ran last.
+Backends with ``interleave = False`` (a VM left idle would perturb the others) run their
+rounds as one block afterwards, prepared just before and torn down just after.
+
+Repetition numbering: warmups and measured repetitions are counted *separately*
+(warmups ``0..warmup-1`` with ``warmup=True``, measured ``0..repeat-1`` with
+``warmup=False``), so measured repetition ``i`` means the same thing whatever the warmup count.
+
+:class:`Runner` executes a plan: nothing runs in parallel; every outcome becomes rows,
+including failures (``failed``), timeouts (``timeout``) and unprepared pairs (``skipped``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import signal
+import threading
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench.backends.base import (
+    Availability,
+    Backend,
+    BackendError,
+    Outcome,
+    Repetition,
+    RepetitionTimeout,
+    Variant,
+)
+from bench.metrics import lookup
+from bench.results import SCHEMA_VERSION, RunWriter, Sample, Status, new_run_id
+from bench.scenario import Scenario
+from bench.scenario_loader import LoadedScenario
+from bench.sysinfo import (
+    backend_environment,
+    harness_info,
+    health_report,
+    health_snapshot,
+    host_info,
+    host_warnings,
+    scenario_environment,
+)
+from bench.workloads import CONTRACT
+
+Unit = tuple[str, str]  # (backend name, variant label)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedItem:
+    """One repetition to run: scenario x backend x variant x (warmup, index)."""
+
+    scenario: Scenario
+    backend: str
+    variant: Variant
+    index: int
+    warmup: bool
+
+    @property
+    def unit(self) -> Unit:
+        """The (backend, variant label) pair this item belongs to."""
+        return (self.backend, self.variant.label)
+
+    def describe(self) -> str:
+        """Human label such as ``syscall native/host rep 2/5``."""
+        total = self.scenario.warmup if self.warmup else self.scenario.repeat
+        kind = "warmup" if self.warmup else "rep"
+        return (
+            f"{self.scenario.name} {self.backend}/{self.variant.label} "
+            f"{kind} {self.index + 1}/{total}"
+        )
+
+
+def interleaves(backend: Backend) -> bool:
+    """Whether ``backend`` may alternate with others (attribute ``interleave``, default True)."""
+    return bool(getattr(backend, "interleave", True))
+
+
+def plan(
+    scenarios: Sequence[Scenario],
+    backends: Mapping[str, Backend],
+    repeat_override: int | None = None,
+) -> list[PlannedItem]:
+    """Every repetition to run, in execution order (``backends``: the available ones)."""
+    items: list[PlannedItem] = []
+    for original in scenarios:
+        scenario = original.with_repeat(repeat_override) if repeat_override else original
+        pairs = [
+            (name, variant)
+            for name, backend in backends.items()
+            if name in scenario.backends
+            for variant in backend.variants(scenario)
+        ]
+        rounds = [(True, i) for i in range(scenario.warmup)]
+        rounds += [(False, i) for i in range(scenario.repeat)]
+        mixed = [p for p in pairs if interleaves(backends[p[0]])]
+        blocks = [p for p in pairs if not interleaves(backends[p[0]])]
+        for number, (warmup, index) in enumerate(rounds):
+            shift = number % len(mixed) if mixed else 0
+            for name, variant in mixed[shift:] + mixed[:shift]:
+                items.append(PlannedItem(scenario, name, variant, index, warmup))
+        for name, variant in blocks:
+            items += [PlannedItem(scenario, name, variant, i, w) for w, i in rounds]
+    return items
+
+
+class ProgressSink(Protocol):
+    """Where the runner reports what it does (rich bar, plain lines, or nothing)."""
+
+    def message(self, text: str) -> None:
+        """A free-form status line (prepare, teardown...)."""
+
+    def begin(self, item: PlannedItem, position: int, total: int) -> None:
+        """Item ``position`` (1-based) of ``total`` starts."""
+
+    def end(self, item: PlannedItem, samples: Sequence[Sample]) -> None:
+        """The item finished and produced ``samples``."""
+
+
+class NullProgress:
+    """Reports nothing."""
+
+    def message(self, text: str) -> None:
+        """Ignore."""
+
+    def begin(self, item: PlannedItem, position: int, total: int) -> None:
+        """Ignore."""
+
+    def end(self, item: PlannedItem, samples: Sequence[Sample]) -> None:
+        """Ignore."""
+
+
+class WatchdogExpired(BaseException):
+    """A backend ignored the repetition timeout; the runner interrupted it.
+
+    A BaseException so that a backend's ``except Exception`` cannot swallow it.
+    """
+
+
+@contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Raise :class:`WatchdogExpired` in this (main) thread after ``seconds`` (SIGALRM)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only reach the main thread; backends must honour timeouts there
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise WatchdogExpired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class Runner:
+    """Executes a plan into a :class:`RunWriter`, strictly one repetition at a time."""
+
+    run_id: str
+    run_dir: Path
+    writer: RunWriter
+    backends: Mapping[str, Backend]
+    progress: ProgressSink = field(default_factory=NullProgress)
+    #: extra seconds after the scenario timeout before the runner interrupts a backend itself
+    watchdog_grace: float = 30.0
+    observed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    _position: int = 0
+    _total: int = 0
+
+    # -- logging and rows -----------------------------------------------------------------
+
+    def log(self, text: str) -> None:
+        """Append a line to ``runner.log`` (tracebacks go here, not to the user)."""
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+        with (self.run_dir / "runner.log").open("a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} {text.rstrip()}\n")
+
+    def _sample(
+        self,
+        item: PlannedItem,
+        metric: str,
+        value: float,
+        *,
+        unit: str | None,
+        status: Status,
+        reason: str,
+    ) -> Sample:
+        catalog = lookup(metric)
+        sample = Sample(
+            run_id=self.run_id,
+            scenario=item.scenario.name,
+            scenario_hash=item.scenario.hash,
+            backend=item.backend,
+            variant=item.variant.label,
+            metric=metric,
+            unit=unit or (catalog.unit if catalog else ""),
+            repetition=item.index,
+            warmup=item.warmup,
+            value=value,
+            status=status,
+            reason=reason,
+        )
+        self.writer.write(sample)
+        return sample
+
+    def _bad_rows(
+        self, item: PlannedItem, status: Status, reason: str, metrics: Sequence[str] | None = None
+    ) -> list[Sample]:
+        names = metrics if metrics is not None else CONTRACT[item.scenario.workload.kind]
+        return [
+            self._sample(item, m, math.nan, unit=None, status=status, reason=reason) for m in names
+        ]
+
+    def _good_rows(self, item: PlannedItem, outcome: Outcome) -> list[Sample]:
+        rows: list[Sample] = []
+        for m in outcome.measurements:
+            ok = math.isfinite(m.value)
+            status: Status = "ok" if ok else "failed"
+            reason = "" if ok else f"backend reported a non-finite value ({m.value})"
+            value = float(m.value) if ok else math.nan
+            rows.append(
+                self._sample(item, m.metric, value, unit=m.unit, status=status, reason=reason)
+            )
+        seen = {m.metric for m in outcome.measurements}
+        contract = CONTRACT[item.scenario.workload.kind]
+        if item.scenario.workload.kind == "command" and seen:
+            contract = ()  # a command's metrics depend on its parser; any one will do
+        missing = [m for m in contract if m not in seen]
+        rows += self._bad_rows(item, "failed", "backend did not report this metric", missing)
+        return rows
+
+    def _record_facts(self, item: PlannedItem, facts: Mapping[str, str]) -> None:
+        if not facts:
+            return
+        record = {
+            "backend": item.backend,
+            "variant": item.variant.label,
+            "scenario": item.scenario.name,
+            "repetition": item.index,
+            "warmup": item.warmup,
+            "facts": dict(facts),
+        }
+        with (self.run_dir / "facts.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        seen = self.observed.setdefault(item.backend, {}).setdefault(item.variant.label, {})
+        for key, value in facts.items():
+            if key == "warning":
+                text = f"{item.backend}/{item.variant.label}: {value}"
+                if text not in self.warnings:
+                    self.warnings.append(text)
+            previous = seen.get(key)
+            if previous is None or previous == value:
+                seen[key] = value
+            else:  # the fact changed between repetitions: keep every distinct value
+                values = previous if isinstance(previous, list) else [previous]
+                seen[key] = values if value in values else [*values, value]
+
+    # -- execution --------------------------------------------------------------------------
+
+    def execute(self, items: Sequence[PlannedItem]) -> None:
+        """Run every item (grouped by scenario, in plan order); KeyboardInterrupt propagates."""
+        self._total, self._position = len(items), 0
+        groups: dict[str, list[PlannedItem]] = {}
+        for item in items:
+            groups.setdefault(item.scenario.name, []).append(item)
+        for group in groups.values():
+            self._run_scenario(group)
+
+    def _run_scenario(self, items: list[PlannedItem]) -> None:
+        units: dict[Unit, list[PlannedItem]] = {}
+        for item in items:
+            units.setdefault(item.unit, []).append(item)
+        mixed = [u for u in units if interleaves(self.backends[u[0]])]
+        blocks = [u for u in units if u not in mixed]
+        touched: list[str] = []
+        try:
+            ready = {u for u in mixed if self._prepare(units[u], touched)}
+            for item in items:
+                if item.unit in mixed and item.unit in ready:
+                    self._run_item(item)
+                elif item.unit in mixed:
+                    self._advance(item)
+            for name in dict.fromkeys(u[0] for u in mixed):
+                self._teardown(name)
+            for unit in blocks:  # prepared just before, torn down just after
+                if self._prepare(units[unit], touched):
+                    for item in units[unit]:
+                        self._run_item(item)
+                else:
+                    for item in units[unit]:
+                        self._advance(item)
+                self._teardown(unit[0])
+        finally:
+            for name in dict.fromkeys(touched):
+                self._teardown(name)
+
+    def _advance(self, item: PlannedItem) -> None:
+        self._position += 1
+
+    def _prepare(self, unit_items: list[PlannedItem], touched: list[str]) -> bool:
+        first = unit_items[0]
+        backend = self.backends[first.backend]
+        touched.append(first.backend)
+        self.progress.message(
+            f"preparing {first.scenario.name} on {first.backend}/{first.variant.label}"
+        )
+        try:
+            backend.prepare(first.scenario, first.variant)
+        except Exception as exc:  # any prepare failure skips this pair, the run goes on
+            self.log(f"prepare {first.describe()} failed:\n{traceback.format_exc()}")
+            reason = f"prepare failed: {_describe(exc)}"
+            self.progress.message(f"skipping {first.backend}/{first.variant.label}: {reason}")
+            for item in unit_items:
+                self._bad_rows(item, "skipped", reason)
+            return False
+        return True
+
+    def _teardown(self, name: str) -> None:
+        try:
+            self.backends[name].teardown()
+        except Exception:  # a teardown failure must not hide results or stop the run
+            self.log(f"teardown of {name} failed:\n{traceback.format_exc()}")
+            self.warnings.append(f"teardown of backend {name} failed (see runner.log)")
+
+    def _run_item(self, item: PlannedItem) -> None:
+        self._position += 1
+        self.progress.begin(item, self._position, self._total)
+        workdir = self.run_dir / "work" / f"{item.scenario.name}-{item.backend}-{self._position}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        repetition = Repetition(
+            item.scenario, item.variant, item.index, item.warmup, item.scenario.timeout, workdir
+        )
+        backend = self.backends[item.backend]
+        limit = item.scenario.timeout + self.watchdog_grace
+        rows: list[Sample]
+        try:
+            with watchdog(limit):
+                outcome = backend.run(repetition)
+        except RepetitionTimeout as exc:
+            rows = self._bad_rows(item, "timeout", _describe(exc))
+        except BackendError as exc:
+            rows = self._bad_rows(item, "failed", _describe(exc))
+        except WatchdogExpired:
+            reason = f"backend did not stop within {limit:g} s; interrupted by the runner"
+            self.log(f"{item.describe()}: {reason}")
+            rows = self._bad_rows(item, "timeout", reason)
+        except Exception as exc:  # a backend bug: keep going, keep the traceback in the log
+            self.log(f"{item.describe()} raised:\n{traceback.format_exc()}")
+            rows = self._bad_rows(item, "failed", f"{type(exc).__name__}: {_describe(exc)}")
+        else:
+            rows = self._good_rows(item, outcome)
+            self._record_facts(item, outcome.facts)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.progress.end(item, rows)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- one whole run: directory, environment.json, health checks ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Where a run went and how it ended."""
+
+    run_id: str
+    run_dir: Path
+    interrupted: bool
+    samples: int
+
+
+def _copy_scenarios(
+    loaded: Sequence[LoadedScenario], items: Sequence[PlannedItem], run_dir: Path
+) -> dict[str, Any]:
+    """Copy scenario files into ``run_dir/scenarios``; their environment.json block."""
+    planned = {item.scenario.name: item.scenario for item in items}
+    target = run_dir / "scenarios"
+    target.mkdir(parents=True, exist_ok=True)
+    block: dict[str, Any] = {}
+    for number, entry in enumerate(loaded):
+        copy = target / entry.path.name
+        if copy.exists():  # the same file name from two directories
+            copy = target / f"{number}-{entry.path.name}"
+        copy.write_text(entry.text, encoding="utf-8")
+        scenario = planned.get(entry.scenario.name, entry.scenario)  # with --repeat applied
+        block[scenario.name] = scenario_environment(scenario, copy.relative_to(run_dir), entry.path)
+    return block
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Ignore further Ctrl-C while results are being consolidated."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def execute_run(
+    loaded: Sequence[LoadedScenario],
+    items: Sequence[PlannedItem],
+    backends: Mapping[str, Backend],
+    availability: Mapping[str, Availability],
+    out_dir: Path,
+    *,
+    progress: ProgressSink | None = None,
+    watchdog_grace: float = 30.0,
+) -> RunResult:
+    """Run a plan into ``out_dir/<run-id>/``; Ctrl-C/SIGTERM end it cleanly (interrupted)."""
+    run_id = new_run_id()
+    run_dir = out_dir.resolve() / run_id  # absolute: backends may chdir (cwd=workdir)
+    writer = RunWriter(run_dir)
+    host = host_info()
+    environment: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "started": datetime.now(UTC).isoformat(),
+        "finished": None,
+        "interrupted": False,
+        "harness": harness_info(),
+        "host": host,
+        "scenarios": _copy_scenarios(loaded, items, run_dir),
+        "backends": {
+            name: {"available": a.ok, "reason": a.reason, "hint": a.hint}
+            for name, a in availability.items()
+        },
+        "observed": {},
+        "health": {},
+        "warnings": host_warnings(host),
+    }
+    writer.write_environment(environment)  # a killed run still says what it ran on
+    before = health_snapshot()
+    runner = Runner(run_id, run_dir, writer, backends, progress or NullProgress(), watchdog_grace)
+    runner.log(f"run {run_id}: {len(items)} planned repetitions")
+    interrupted = False
+    try:
+        with sigterm_as_interrupt():
+            runner.execute(items)
+    except KeyboardInterrupt:
+        interrupted = True
+        runner.log("interrupted (Ctrl-C or SIGTERM); measured samples are kept")
+    finally:
+        with _shielded():
+            writer.close()
+            health, health_warnings = health_report(before, health_snapshot())
+            environment.update(
+                finished=datetime.now(UTC).isoformat(),
+                interrupted=interrupted,
+                backends=backend_environment(backends, availability),
+                observed=runner.observed,
+                health=health,
+            )
+            environment["warnings"] += health_warnings + runner.warnings
+            if interrupted:
+                environment["warnings"].append("the run was interrupted: it is incomplete")
+            writer.write_environment(environment)
+            shutil.rmtree(run_dir / "work", ignore_errors=True)
+    return RunResult(run_id, run_dir, interrupted, writer.count)

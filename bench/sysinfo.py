@@ -1,0 +1,328 @@
+"""Environment capture: what the host is, which tools it has, and whether it stayed healthy.
+
+Everything here reads the kernel's own files (/proc, /sys) or asks a tool for its version
+with a short timeout; anything unreadable is recorded as ``None`` rather than guessed.
+The before/after health checks follow BenchExec: a run during which the host swapped or
+the CPU throttled is flagged in ``environment.json["warnings"]``, never silently trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+from bench import __version__
+from bench.backends.base import Availability, Backend
+from bench.paths import REPO_ROOT
+from bench.scenario import Scenario
+
+_SYS_CPU: Final = Path("/sys/devices/system/cpu")
+
+#: tool name -> argv printing its version (first non-empty output line is kept).
+TOOLS: Final[dict[str, tuple[str, ...]]] = {
+    "fio": ("fio", "--version"),
+    "gcc": ("gcc", "--version"),
+    "docker": ("docker", "--version"),
+    "vagrant": ("vagrant", "--version"),
+    "qemu-system-x86_64": ("qemu-system-x86_64", "--version"),
+    "virsh": ("virsh", "--version"),
+    "python": (sys.executable, "--version"),
+    "perf": ("perf", "--version"),
+    "hyperfine": ("hyperfine", "--version"),
+}
+
+
+def _read(path: Path | str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _run(argv: Sequence[str], timeout: float = 5.0) -> str | None:
+    """First non-empty output line of ``argv``, or None if absent/failing/slow."""
+    if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
+        return None
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in (proc.stdout + "\n" + proc.stderr).splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def tool_versions(tools: Mapping[str, Sequence[str]] = TOOLS) -> dict[str, str]:
+    """Version line of every tool present (absent tools are simply not listed)."""
+    out: dict[str, str] = {}
+    for name, argv in tools.items():
+        version = _run(argv)
+        if version is not None:
+            out[name] = version
+    return out
+
+
+def harness_info() -> dict[str, Any]:
+    """Harness version, git sha and dirtiness of the checkout, Python version."""
+    sha = _run(("git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"))
+    dirty: bool | None = None
+    if sha is not None:
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            dirty = bool(proc.stdout.strip()) if proc.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            dirty = None
+    if sha is not None and not re.fullmatch(r"[0-9a-f]{40}", sha):
+        sha = None  # not a git checkout (git printed an error)
+    return {
+        "version": __version__,
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+    }
+
+
+def _cpuinfo() -> tuple[str | None, set[str]]:
+    text = _read("/proc/cpuinfo") or ""
+    model = None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+def os_name() -> str | None:
+    """PRETTY_NAME from /etc/os-release."""
+    for line in (_read("/etc/os-release") or "").splitlines():
+        key, _, value = line.partition("=")
+        if key == "PRETTY_NAME":
+            return value.strip().strip('"')
+    return None
+
+
+def cgroup_info() -> dict[str, Any]:
+    """cgroup version (2 = unified hierarchy at /sys/fs/cgroup), and hybrid layout if any."""
+    root = Path("/sys/fs/cgroup")
+    if (root / "cgroup.controllers").exists():
+        return {"cgroup_version": 2, "cgroup_hybrid": False}
+    if (root / "memory").is_dir() or (root / "cpu").is_dir():
+        return {"cgroup_version": 1, "cgroup_hybrid": (root / "unified").is_dir()}
+    return {"cgroup_version": None, "cgroup_hybrid": False}
+
+
+def mitigations() -> dict[str, str]:
+    """CPU vulnerability mitigations as the kernel reports them."""
+    directory = _SYS_CPU / "vulnerabilities"
+    out: dict[str, str] = {}
+    if directory.is_dir():
+        for entry in sorted(directory.iterdir()):
+            text = _read(entry)
+            if text is not None:
+                out[entry.name] = text
+    return out
+
+
+def virtualization() -> dict[str, Any]:
+    """Whether this host is itself a VM (and which hypervisor), plus container/kvm-pvm hints."""
+    _, flags = _cpuinfo()
+    hv_type = _read("/sys/hypervisor/type")
+    vendor = _read("/sys/class/dmi/id/sys_vendor")
+    product = _read("/sys/class/dmi/id/product_name")
+    detect_vm = _run(("systemd-detect-virt", "--vm"))
+    detect_ct = _run(("systemd-detect-virt", "--container"))
+    hypervisor = hv_type or (detect_vm if detect_vm not in (None, "none") else None)
+    if hypervisor is None and vendor and product:
+        hypervisor = f"{vendor} {product}"
+    virtualized = "hypervisor" in flags or hv_type is not None or hypervisor is not None
+    if virtualized and hypervisor is None:
+        hypervisor = "unknown (cpuinfo hypervisor flag)"
+    return {
+        "virtualized": virtualized,
+        "hypervisor": hypervisor,
+        "dmi": {"sys_vendor": vendor, "product_name": product},
+        "container": detect_ct if detect_ct not in (None, "none") else None,
+        "kvm_pvm": Path("/sys/module/kvm_pvm").exists(),
+        "kvm_device": Path("/dev/kvm").exists(),
+        "cpu_virt_flags": sorted(flags & {"vmx", "svm"}),
+    }
+
+
+def governor_and_turbo() -> dict[str, Any]:
+    """cpufreq governor of cpu0 and whether turbo/boost is enabled (None where unreadable)."""
+    governor = _read(_SYS_CPU / "cpu0" / "cpufreq" / "scaling_governor")
+    turbo: bool | None = None
+    no_turbo = _read(_SYS_CPU / "intel_pstate" / "no_turbo")
+    boost = _read(_SYS_CPU / "cpufreq" / "boost")
+    if no_turbo is not None:
+        turbo = no_turbo == "0"
+    elif boost is not None:
+        turbo = boost == "1"
+    return {"governor": governor, "turbo": turbo}
+
+
+def host_info() -> dict[str, Any]:
+    """The ``host`` block of environment.json."""
+    model, _ = _cpuinfo()
+    uname = platform.uname()
+    try:
+        affinity: int | None = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    virt = virtualization()
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": uname.release,
+        "kernel_version": uname.version,
+        "arch": uname.machine,
+        "os": os_name(),
+        "cpu_model": model,
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": affinity,
+        "memory_bytes": psutil.virtual_memory().total,
+        **cgroup_info(),
+        "mitigations": mitigations(),
+        **virt,
+        **governor_and_turbo(),
+        "tools": tool_versions(),
+    }
+
+
+def filesystem_type(path: Path) -> str:
+    """Type of the filesystem holding ``path`` (longest matching mount point)."""
+    target = str(path.resolve())
+    best, fstype = "", "unknown"
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint.rstrip("/") or "/"
+        inside = target == mount or target.startswith(mount + "/") or mount == "/"
+        if inside and len(mount) >= len(best):
+            best, fstype = mount, part.fstype
+    return fstype
+
+
+# --- health (before/after each run) ----------------------------------------------------------
+
+
+def health_snapshot() -> dict[str, Any]:
+    """Swap counters, thermal-throttle counters and load average, right now."""
+    vmstat: dict[str, int] = {}
+    for line in (_read("/proc/vmstat") or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key in {"pswpin", "pswpout"}:
+            vmstat[key] = int(value)
+    throttle: dict[str, int] = {}
+    for counter in sorted(_SYS_CPU.glob("cpu[0-9]*/thermal_throttle/*_throttle_count")):
+        text = _read(counter)
+        if text is not None and text.isdigit():
+            throttle[f"{counter.parent.parent.name}/{counter.name}"] = int(text)
+    load1, load5, load15 = os.getloadavg()
+    return {
+        "swap": vmstat,
+        "throttle": throttle,
+        "loadavg": [load1, load5, load15],
+        "cpu_count": os.cpu_count() or 1,
+    }
+
+
+def health_report(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Compare two snapshots: the ``health`` block and human warnings (pure)."""
+    warnings: list[str] = []
+    swap_delta = {key: after["swap"].get(key, 0) - value for key, value in before["swap"].items()}
+    if any(v > 0 for v in swap_delta.values()):
+        warnings.append(
+            f"the host swapped during the run (pages in/out: {swap_delta}); "
+            "memory and timing figures may be distorted"
+        )
+    throttle_delta = {
+        key: after["throttle"].get(key, value) - value for key, value in before["throttle"].items()
+    }
+    throttled = {k: v for k, v in throttle_delta.items() if v > 0}
+    if throttled:
+        warnings.append(f"CPU thermal throttling occurred during the run: {throttled}")
+    cpus = int(before.get("cpu_count", 1))
+    load_before = float(before["loadavg"][0])
+    if load_before > 0.5 * cpus:
+        warnings.append(
+            f"the host was busy when the run started (1-min load average {load_before:.2f} "
+            f"on {cpus} CPUs); other activity adds noise"
+        )
+    health = {
+        "before": dict(before),
+        "after": dict(after),
+        "swap_delta": swap_delta,
+        "throttle_delta": throttle_delta,
+        "throttle_readable": bool(before["throttle"]),
+    }
+    return health, warnings
+
+
+def host_warnings(host: Mapping[str, Any]) -> list[str]:
+    """Standing warnings about the host (virtualized, governor, turbo) — pure."""
+    out: list[str] = []
+    if host.get("virtualized"):
+        out.append(
+            f"the host is itself virtualized ({host.get('hypervisor')}): 'native' figures "
+            "include the outer hypervisor's cost"
+        )
+    governor = host.get("governor")
+    if governor not in (None, "performance"):
+        out.append(f"CPU frequency governor is {governor!r}, not 'performance'")
+    if host.get("turbo"):
+        out.append("turbo/boost is enabled: clock speed varies with load and temperature")
+    return out
+
+
+# --- run description blocks ------------------------------------------------------------------
+
+
+def scenario_environment(scenario: Scenario, copy: Path, source: Path) -> dict[str, Any]:
+    """One entry of environment.json["scenarios"]."""
+    return {
+        "hash": scenario.hash,
+        "file": str(copy),
+        "source": str(source),
+        "workload": scenario.workload.kind,
+        "definition": scenario.model_dump(mode="json"),
+    }
+
+
+def backend_environment(
+    backends: Mapping[str, Backend], availability: Mapping[str, Availability]
+) -> dict[str, Any]:
+    """environment.json["backends"]: availability plus each backend's own description."""
+    block: dict[str, Any] = {}
+    for name, avail in availability.items():
+        entry: dict[str, Any] = {"available": avail.ok, "reason": avail.reason, "hint": avail.hint}
+        backend = backends.get(name)
+        if backend is not None:
+            try:
+                entry.update(backend.environment())
+            except Exception as exc:  # a description must never cost the results
+                entry["environment_error"] = str(exc) or type(exc).__name__
+        block[name] = entry
+    return block

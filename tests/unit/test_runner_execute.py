@@ -1,0 +1,230 @@
+"""Execution: rows for every outcome, teardown, facts, watchdog, Ctrl-C (fake backends)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from bench import backends as registry
+from bench import runner as runner_module
+from bench.backends.base import Availability, Backend, Measurement, Outcome, Repetition
+from bench.backends.fake import FakeBackend, FakeScript
+from bench.results import load
+from bench.runner import RunResult, execute_run, plan
+from bench.scenario import parse_scenario
+from bench.scenario_loader import LoadedScenario
+
+
+@pytest.fixture(autouse=True)
+def _quick_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # host_info() asks every tool for its version; one test below checks the real thing
+    monkeypatch.setattr(runner_module, "host_info", lambda: {"hostname": "testhost"})
+    for name in ("a", "b", "c"):
+        registry.register(name, FakeBackend)
+    yield
+    for name in ("a", "b", "c"):
+        registry.unregister(name)
+
+
+def loaded(tmp_path: Path, **overrides: Any) -> LoadedScenario:
+    data: dict[str, Any] = {
+        "format_version": 1,
+        "name": "s",
+        "workload": {"kind": "syscall"},
+        "backends": ["a", "b", "c"],
+        "repeat": 2,
+        "warmup": 1,
+        "timeout": 5,
+    }
+    data.update(overrides)
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(json.dumps(data))
+    return LoadedScenario(parse_scenario(data), path, path.read_text())
+
+
+def go(tmp_path: Path, backends: dict[str, Backend], *scenarios: LoadedScenario,
+       grace: float = 30.0) -> RunResult:  # fmt: skip
+    items = plan([s.scenario for s in scenarios], backends)
+    availability = {name: Availability(True) for name in backends}
+    return execute_run(
+        scenarios, items, backends, availability, tmp_path / "results", watchdog_grace=grace
+    )
+
+
+def frame(result: RunResult) -> pd.DataFrame:
+    return load([result.run_dir])
+
+
+def test_ok_rows_values_units_and_parquet(tmp_path: Path) -> None:
+    fake = FakeBackend("a", FakeScript(values={"syscall.null_rate": 100.0}))
+    result = go(tmp_path, {"a": fake}, loaded(tmp_path, backends=["a"]))
+    df = frame(result)
+    assert (result.run_dir / "samples.parquet").exists()
+    assert len(df) == 3 * 2  # (1 warmup + 2 reps) x 2 contract metrics
+    assert set(df["status"]) == {"ok"}
+    null = df[df["metric"] == "syscall.null_rate"].sort_values(["warmup", "repetition"])
+    assert null["value"].tolist() == [100.0, 101.0, 100.0]  # base + index: reps 0,1 then warmup 0
+    assert set(df["unit"]) == {"calls/s"}  # from the metric catalog
+    assert df["scenario_hash"].nunique() == 1
+    assert fake.teardowns >= 1
+
+
+def test_failure_timeout_and_crash_rows_and_run_goes_on(tmp_path: Path) -> None:
+    fake = FakeBackend("a", FakeScript(fail={0}, timeout={1}, crash={2}))
+    result = go(tmp_path, {"a": fake}, loaded(tmp_path, backends=["a"], repeat=3))
+    df = frame(result)
+    by_call = {k: set(g["status"]) for k, g in df.groupby(["warmup", "repetition"])}
+    assert by_call[(True, 0)] == {"failed"}
+    assert by_call[(False, 0)] == {"timeout"}
+    assert by_call[(False, 1)] == {"failed"}
+    assert by_call[(False, 2)] == {"ok"}
+    bad = df[df["status"] != "ok"]
+    assert bad["value"].isna().all()
+    assert len(bad) == 3 * 2  # one row per contract metric each
+    reasons = set(bad["reason"])
+    assert "scripted failure at call 0" in reasons
+    assert "scripted timeout after 5 s" in reasons
+    assert "RuntimeError: scripted crash at call 2" in reasons
+    log = (result.run_dir / "runner.log").read_text()
+    assert "Traceback" in log
+    assert "scripted crash" in log
+
+
+def test_prepare_failure_skips_that_backend_only(tmp_path: Path) -> None:
+    broken = FakeBackend("a", FakeScript(prepare_error="image missing"))
+    fine = FakeBackend("b")
+    result = go(tmp_path, {"a": broken, "b": fine}, loaded(tmp_path, backends=["a", "b"]))
+    df = frame(result)
+    skipped = df[df["backend"] == "a"]
+    assert len(skipped) == 3 * 2
+    assert set(skipped["status"]) == {"skipped"}
+    assert set(skipped["reason"]) == {"prepare failed: image missing"}
+    assert set(df[df["backend"] == "b"]["status"]) == {"ok"}
+    assert broken.calls == []
+    assert broken.teardowns >= 1  # torn down even though prepare failed
+
+
+def test_interleaved_journal_and_block_prepared_late_torn_down_early(tmp_path: Path) -> None:
+    journal: list[str] = []
+    backends: dict[str, Backend] = {
+        "a": FakeBackend("a", journal=journal),
+        "b": FakeBackend("b", journal=journal),
+        "c": FakeBackend("c", interleave=False, journal=journal),
+    }
+    go(tmp_path, backends, loaded(tmp_path, warmup=0))
+    assert journal[:2] == ["a:prepare:default", "b:prepare:default"]
+    runs = [e for e in journal if ":run:" in e]
+    assert runs == [
+        "a:run:default:r0", "b:run:default:r0",
+        "b:run:default:r1", "a:run:default:r1",
+        "c:run:default:r0", "c:run:default:r1",
+    ]  # fmt: skip
+    # the VM-like backend is prepared only after the interleaved ones were torn down
+    assert journal.index("c:prepare:default") > journal.index("a:teardown")
+    assert journal.index("c:prepare:default") > journal.index("b:teardown")
+    assert journal.index("c:teardown") > journal.index("c:run:default:r1")
+
+
+def test_facts_journal_observed_and_warnings(tmp_path: Path) -> None:
+    fake = FakeBackend("a", FakeScript(facts={"kernel": "6.1", "warning": "limits ignored"}))
+    result = go(tmp_path, {"a": fake}, loaded(tmp_path, backends=["a"]))
+    lines = (result.run_dir / "facts.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    record = json.loads(lines[0])
+    assert record["backend"] == "a"
+    assert record["facts"]["kernel"] == "6.1"
+    env = json.loads((result.run_dir / "environment.json").read_text())
+    assert env["observed"]["a"]["default"]["kernel"] == "6.1"
+    assert "a/default: limits ignored" in env["warnings"]
+
+
+def test_missing_and_non_finite_metrics_become_failed_rows(tmp_path: Path) -> None:
+    class Partial(FakeBackend):
+        def run(self, repetition: Repetition) -> Outcome:
+            return Outcome([Measurement("syscall.null_rate", math.inf)])
+
+    result = go(tmp_path, {"a": Partial("a")}, loaded(tmp_path, backends=["a"], warmup=0))
+    df = frame(result)
+    assert set(df["status"]) == {"failed"}
+    reasons = set(df["reason"])
+    assert "backend did not report this metric" in reasons
+    assert "backend reported a non-finite value (inf)" in reasons
+
+
+def test_watchdog_turns_a_hung_backend_into_a_timeout_row(tmp_path: Path) -> None:
+    fake = FakeBackend("a", FakeScript(hang={0}))
+    scenario = loaded(tmp_path, backends=["a"], warmup=0, repeat=2, timeout=0.2)
+    result = go(tmp_path, {"a": fake}, scenario, grace=0.1)
+    df = frame(result)
+    first = df[df["repetition"] == 0]
+    assert set(first["status"]) == {"timeout"}
+    assert "interrupted by the runner" in first["reason"].iloc[0]
+    assert set(df[df["repetition"] == 1]["status"]) == {"ok"}
+
+
+def test_ctrl_c_keeps_measured_samples_and_writes_parquet(tmp_path: Path) -> None:
+    fake = FakeBackend("a", FakeScript(interrupt={2}))
+    result = go(tmp_path, {"a": fake}, loaded(tmp_path, backends=["a"], repeat=5))
+    assert result.interrupted
+    assert (result.run_dir / "samples.parquet").exists()
+    df = frame(result)
+    assert len(df) == 2 * 2  # calls 0 and 1 were measured, call 2 was interrupted
+    assert fake.teardowns >= 1
+    env = json.loads((result.run_dir / "environment.json").read_text())
+    assert env["interrupted"] is True
+    assert env["finished"] is not None
+    assert any("interrupted" in w for w in env["warnings"])
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
+    class Terminated(FakeBackend):
+        def run(self, repetition: Repetition) -> Outcome:
+            if len(self.calls) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().run(repetition)
+
+    before = signal.getsignal(signal.SIGTERM)
+    result = go(tmp_path, {"a": Terminated("a")}, loaded(tmp_path, backends=["a"], repeat=4))
+    assert result.interrupted
+    assert len(frame(result)) == 1 * 2
+    assert signal.getsignal(signal.SIGTERM) is before  # handler restored
+
+
+def test_environment_json_layout_with_real_host_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.undo()  # the real host_info this time
+    registry.register("a", FakeBackend)
+    try:
+        result = go(tmp_path, {"a": FakeBackend("a")}, loaded(tmp_path, backends=["a"]))
+    finally:
+        registry.unregister("a")
+    env = json.loads((result.run_dir / "environment.json").read_text())
+    assert env["schema_version"] == 1
+    assert env["run_id"] == result.run_id
+    assert env["interrupted"] is False
+    assert set(env["harness"]) >= {"version", "git_sha", "git_dirty", "python"}
+    host_keys = {"hostname", "kernel", "os", "cpu_model", "cpu_count", "memory_bytes",
+                 "cgroup_version", "mitigations", "virtualized", "hypervisor", "governor",
+                 "turbo", "tools"}  # fmt: skip
+    assert set(env["host"]) >= host_keys
+    assert env["host"]["cpu_count"] == os.cpu_count()
+    assert "python" in env["host"]["tools"]
+    entry = env["scenarios"]["s"]
+    assert entry["workload"] == "syscall"
+    assert (result.run_dir / entry["file"]).read_text() == (tmp_path / "s.yaml").read_text()
+    assert entry["definition"]["repeat"] == 2
+    assert env["backends"]["a"] == {
+        "available": True, "reason": "", "hint": "", "kind": "fake", "variants": ["default"],
+    }  # fmt: skip
+    assert set(env["health"]) >= {"before", "after", "swap_delta"}
+    assert isinstance(env["warnings"], list)
+    assert not (result.run_dir / "work").exists()
