@@ -48,7 +48,7 @@ CATALOG: Final[dict[str, Metric]] = {
         _m("startup.destroy", "s", False, "`vagrant destroy -f`"),
         # syscalls
         _m("syscall.null_rate", "calls/s", True, "getppid() calls per second"),
-        _m("syscall.mixed_rate", "calls/s", True, "stat/open/read/close on tmpfs, calls per second"),
+        _m("syscall.mixed_rate", "calls/s", True, "stat/open/read/close on tmpfs, calls/s"),
         # disk
         _m("disk.seq_read", "B/s", True, "fio sequential read bandwidth"),
         _m("disk.seq_write", "B/s", True, "fio sequential write bandwidth"),

@@ -24,7 +24,9 @@ def register(sub: Any) -> None:
     actions = parser.add_subparsers(dest="env_action", metavar="ACTION")
     build = actions.add_parser("build", help="build (or reuse) rootfs, image and box")
     build.add_argument(
-        "--only", choices=["rootfs", "image", "box"], action="append",
+        "--only",
+        choices=["rootfs", "image", "box"],
+        action="append",
         help="build only these parts (repeatable; default: all that the host supports)",
     )
     build.add_argument("--force", action="store_true", help="rebuild the rootfs even if cached")
@@ -46,7 +48,7 @@ def run_build(args: argparse.Namespace) -> int:
     failures = 0
     try:
         rootfs.ensure_rootfs(_log, force=args.force)
-    except Exception as exc:  # noqa: BLE001 - report any build failure as one line
+    except Exception as exc:
         print(f"[env] rootfs build failed: {exc}", file=sys.stderr)
         return 1
     if "image" in parts:
@@ -54,7 +56,7 @@ def run_build(args: argparse.Namespace) -> int:
             from bench.envbuild.image import ensure_image  # noqa: PLC0415
 
             _log(f"docker image: {ensure_image(_log)}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failures += 1
             print(f"[env] docker image not built: {exc}", file=sys.stderr)
     if "box" in parts:
@@ -62,7 +64,7 @@ def run_build(args: argparse.Namespace) -> int:
             from bench.envbuild.box import ensure_box  # noqa: PLC0415
 
             _log(f"vagrant box: {ensure_box(_log)}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failures += 1
             print(f"[env] vagrant box not built: {exc}", file=sys.stderr)
     return 1 if failures else 0

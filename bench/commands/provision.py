@@ -26,7 +26,10 @@ def register(sub: Any) -> None:
         ),
     )
     parser.add_argument(
-        "targets", nargs="*", choices=[*TARGETS, []], default=[], metavar="TARGET",
+        "targets",
+        nargs="*",
+        default=[],
+        metavar="TARGET",
         help="what to provision: all (default), tools, docker, vagrant",
     )
     parser.set_defaults(func=run)
@@ -34,10 +37,18 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run scripts/provision with the requested targets."""
+    unknown = [t for t in args.targets if t not in TARGETS]
+    if unknown:
+        print(
+            f"isobench provision: unknown target {unknown[0]!r} (expected: {', '.join(TARGETS)})",
+            file=sys.stderr,
+        )
+        return 2
     script = REPO_ROOT / "scripts" / "provision"
     if not script.exists():
-        print(f"isobench provision: {script} not found (run from a source checkout)",
-              file=sys.stderr)
+        print(
+            f"isobench provision: {script} not found (run from a source checkout)", file=sys.stderr
+        )
         return 2
     proc = subprocess.run(["bash", str(script), *args.targets], check=False)
     return proc.returncode

@@ -298,8 +298,9 @@ def parse_fio_generic(stdout: str) -> list[Measurement]:
             for direction in ("read", "write"):
                 stats = job.get(direction, {})
                 if stats.get("io_bytes", 0) > 0:
-                    out.append(Measurement(f"command.{name}.{direction}_bw", stats["bw_bytes"], "B/s"))
-                    out.append(Measurement(f"command.{name}.{direction}_iops", stats["iops"], "IOPS"))
+                    prefix = f"command.{name}.{direction}"
+                    out.append(Measurement(f"{prefix}_bw", float(stats["bw_bytes"]), "B/s"))
+                    out.append(Measurement(f"{prefix}_iops", float(stats["iops"]), "IOPS"))
     except (ValueError, KeyError, TypeError) as exc:
         msg = f"unparseable fio output: {stdout[-300:]!r}"
         raise BackendError(msg) from exc
