@@ -1,0 +1,362 @@
+"""The docker backend: every workload in containers on a real dockerd, via the docker SDK.
+
+* startup and memory run in a fresh container per repetition (their subject *is* the
+  container's life cycle), see :mod:`bench.backends.docker_measure`;
+* syscall, disk and command run through the shared :mod:`bench.workloads` code inside one
+  long-lived container per (scenario, variant), created by :meth:`DockerBackend.prepare`, via
+  the exec API (:class:`~bench.backends.docker_support.ContainerExecutor`), so the measured
+  code is identical to native's and no container start-up leaks into those numbers.
+
+Variants: runtime x network x seccomp, x storage (overlay|volume) for disk, x path (api|cli)
+for startup. Runtimes dockerd does not know (e.g. runsc where gVisor is not installed) are
+skipped and noted in :meth:`DockerBackend.environment`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from bench.backends.base import (
+    Availability,
+    BackendError,
+    BackendUnavailable,
+    Outcome,
+    Repetition,
+    Variant,
+)
+from bench.scenario import (
+    CommandWorkload,
+    DiskWorkload,
+    MemoryWorkload,
+    Scenario,
+    SyscallWorkload,
+)
+from bench.workloads import (
+    GUEST_PROBE,
+    ExecResult,
+    Executor,
+    run_command,
+    run_disk,
+    run_syscall,
+)
+
+# The SDK is a declared dependency, but a broken install must make the backend report itself
+# unavailable with the reason, not crash the registry.
+try:
+    import docker
+
+    from bench.backends import docker_measure as measure
+    from bench.backends.docker_support import (
+        OVERLAY_DIR,
+        VOLUME_MOUNT,
+        ContainerExecutor,
+        Ownership,
+        host_config_kwargs,
+        remove_orphans,
+        remove_run,
+        seccomp_mode,
+        seccomp_profile,
+    )
+    from bench.envbuild.image import DockerUnreachableError, connect, image_exists, image_tag
+
+    SDK_ERROR: ImportError | None = None
+except ImportError as _exc:  # pragma: no cover - exercised only on a broken install
+    SDK_ERROR = _exc
+
+PING_TIMEOUT: Final = 5
+#: Read timeout of API calls. Long on purpose: exec and wait block while a workload runs;
+#: the backend enforces the scenario timeout itself (and the runner's watchdog backs it up).
+API_TIMEOUT: Final = 3600
+ENABLE_HINT: Final = "sudo bash scripts/provision-docker.sh (installs and starts dockerd)"
+BUILD_HINT: Final = "isobench env build"
+
+
+def _deadline_bound(execute: Executor, timeout: float) -> Executor:
+    """An executor whose calls together never exceed ``timeout`` seconds."""
+    deadline = time.perf_counter() + timeout
+
+    def bounded(argv: Sequence[str], limit: float) -> ExecResult:
+        return execute(argv, max(0.1, min(limit, deadline - time.perf_counter())))
+
+    return bounded
+
+
+class DockerBackend:
+    """Containers on the local dockerd (docker SDK for Python)."""
+
+    name = "docker"
+    interleave = True
+
+    def __init__(self) -> None:
+        self._client: docker.DockerClient | None = None
+        self._ownership: Ownership | None = None
+        self._executors: dict[tuple[str, str], ContainerExecutor] = {}
+        self._cleaned = False
+        self._tag: str | None = None
+        self._runtime_checked: dict[str, str] = {}  # runtime -> "" (works) or why not
+        #: Things a user should know about this run (skipped runtimes, removed orphans).
+        self.notes: list[str] = []
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def _connect(self) -> docker.DockerClient:
+        if self._client is None:
+            connect(PING_TIMEOUT).close()  # fails fast, with a specific reason
+            self._client = docker.from_env(timeout=API_TIMEOUT)
+        return self._client
+
+    def _owner(self) -> Ownership:
+        if self._ownership is None:
+            self._ownership = Ownership()
+        return self._ownership
+
+    def _image(self) -> str:
+        if self._tag is None:
+            self._tag = image_tag()
+        return self._tag
+
+    def _cleanup_orphans(self, client: docker.DockerClient) -> None:
+        if self._cleaned:
+            return
+        removed = remove_orphans(client)
+        if removed:
+            self.notes.append(f"removed orphans of an interrupted run: {', '.join(removed)}")
+        self._cleaned = True
+
+    def _check_runtime(self, client: docker.DockerClient, runtime: str) -> None:
+        """Start one throw-away container with ``runtime`` (once): registered is not working."""
+        if runtime not in self._runtime_checked:
+            problem = ""
+            if runtime not in self.runtimes():
+                problem = f"runtime {runtime!r} is not registered with dockerd"
+            else:
+                owner = self._owner()
+                spec = measure.Spec(
+                    self._image(),
+                    owner.labels(f"runtime={runtime}"),
+                    owner.name("runtime-check"),
+                    {"network_mode": "none", "runtime": runtime},
+                )
+                try:
+                    measure.startup_api(client, spec, 60.0)
+                except (docker.errors.APIError, BackendError) as exc:
+                    detail = getattr(exc, "explanation", None) or str(exc)
+                    problem = f"runtime {runtime!r} cannot start containers here: {detail}"
+            self._runtime_checked[runtime] = problem
+            if problem:
+                self.notes.append(problem)
+        if self._runtime_checked[runtime]:
+            raise BackendUnavailable(self._runtime_checked[runtime])
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def availability(self) -> Availability:
+        """SDK importable, dockerd answering, permission, image present (orphans removed)."""
+        if SDK_ERROR is not None:
+            reason = f"docker SDK for Python not importable: {SDK_ERROR}"
+            return Availability(False, reason, "pip install docker")
+        try:
+            client = self._connect()
+        except DockerUnreachableError as exc:
+            return Availability(False, str(exc), ENABLE_HINT)
+        try:
+            tag = self._image()
+        except (OSError, RuntimeError) as exc:
+            return Availability(False, f"cannot compute the image tag: {exc}", BUILD_HINT)
+        if not image_exists(client, tag):
+            return Availability(False, f"isobench image missing ({tag})", BUILD_HINT)
+        self._cleanup_orphans(client)
+        return Availability(True)
+
+    def runtimes(self) -> list[str]:
+        """Runtimes dockerd reports."""
+        return sorted(self._connect().info().get("Runtimes", {}))
+
+    def variants(self, scenario: Scenario) -> Sequence[Variant]:
+        """runtime x network x seccomp (x storage for disk, x path for startup)."""
+        options = scenario.docker
+        known = self.runtimes()
+        out: list[Variant] = []
+        for runtime in options.runtimes:
+            if runtime not in known:
+                note = (
+                    f"{scenario.name}: runtime {runtime!r} is not registered with dockerd "
+                    f"(known: {', '.join(known)}); its variants are skipped"
+                )
+                if note not in self.notes:
+                    self.notes.append(note)
+                continue
+            for network in options.network:
+                for seccomp in options.seccomp:
+                    base = {"runtime": runtime, "network": network, "seccomp": seccomp}
+                    kind = scenario.workload.kind
+                    if kind == "disk":
+                        out += [Variant.of(**base, storage=s) for s in options.storage]
+                    elif kind == "startup":
+                        out += [Variant.of(**base), Variant.of(**base, path="cli")]
+                    else:
+                        out.append(Variant.of(**base))
+        return out
+
+    def prepare(self, scenario: Scenario, variant: Variant) -> None:
+        """Remove orphans, check image and runtime; start the exec container if one is used."""
+        try:
+            client = self._connect()
+        except DockerUnreachableError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        self._cleanup_orphans(client)
+        tag = self._image()
+        if not image_exists(client, tag):
+            msg = f"isobench image missing ({tag}); run: isobench env build"
+            raise BackendUnavailable(msg)
+        self._check_runtime(client, variant.params.get("runtime", "runc"))
+        if scenario.workload.kind not in {"syscall", "disk", "command"}:
+            return
+        key = (scenario.hash, variant.label)
+        if key in self._executors:
+            return
+        owner = self._owner()
+        volume = None
+        if variant.params.get("storage") == "volume":
+            volume = owner.name("scratch")
+            client.volumes.create(name=volume, labels=owner.labels(variant.label))
+        executor = ContainerExecutor(
+            client,
+            tag,
+            owner.labels(variant.label),
+            owner.name("exec"),
+            host_config_kwargs(variant.params, scenario.limits, volume),
+        )
+        if variant.params.get("storage") == "overlay":
+            executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
+        self._executors[key] = executor
+        executor.ensure()
+
+    def run(self, repetition: Repetition) -> Outcome:
+        """Run one repetition of the scenario's workload in the variant's container(s)."""
+        scenario, variant = repetition.scenario, repetition.variant
+        workload = scenario.workload
+        client = self._connect()
+        facts = {
+            "image": self._image(),
+            "runtime": variant.params.get("runtime", "runc"),
+            "seccomp_profile": seccomp_profile(variant.params),
+        }
+        if workload.kind in {"startup", "memory"}:
+            owner = self._owner()
+            spec = measure.Spec(
+                self._image(),
+                owner.labels(variant.label),
+                owner.name(workload.kind),
+                host_config_kwargs(variant.params, scenario.limits),
+            )
+            if isinstance(workload, MemoryWorkload):
+                outcome = measure.memory_idle(
+                    client, spec, int(workload.alloc), workload.idle, repetition.timeout
+                )
+            elif variant.params.get("path") == "cli":
+                outcome = measure.startup_cli(client, _docker_cli(), spec, repetition.timeout)
+            else:
+                outcome = measure.startup_api(client, spec, repetition.timeout)
+            return Outcome(outcome.measurements, {**facts, **outcome.facts})
+
+        key = (scenario.hash, variant.label)
+        if key not in self._executors:
+            self.prepare(scenario, variant)
+        executor = self._executors[key]
+        executor.ensure()  # recreated here if a timeout killed it: outside the measurement
+        facts["seccomp_mode"] = seccomp_mode(executor.pid())
+        execute = _deadline_bound(executor, repetition.timeout)
+        if isinstance(workload, SyscallWorkload):
+            outcome = run_syscall(execute, GUEST_PROBE, workload, repetition.timeout)
+            facts.update(measure.kernel_facts(outcome.facts))
+        elif isinstance(workload, DiskWorkload):
+            storage = variant.params.get("storage", "overlay")
+            directory = VOLUME_MOUNT if storage == "volume" else OVERLAY_DIR
+            outcome = run_disk(execute, workload, directory, repetition.timeout)
+            facts["storage"] = f"{storage} ({directory})"
+        elif isinstance(workload, CommandWorkload):
+            outcome = run_command(execute, workload, repetition.timeout)
+        else:  # pragma: no cover - the scenario model admits no other kind
+            msg = f"unsupported workload kind {workload.kind!r}"
+            raise BackendError(msg)
+        return Outcome(outcome.measurements, {**outcome.facts, **facts})
+
+    def teardown(self) -> None:
+        """Remove every container and volume this backend instance created."""
+        if self._client is None:
+            return
+        for executor in self._executors.values():
+            executor.discard()
+        self._executors.clear()
+        try:
+            if self._ownership is not None:
+                remove_run(self._client, self._ownership.run)
+        finally:
+            # Closed so no socket outlives the run; the next prepare() reconnects.
+            self._client.close()
+            self._client = None
+
+    def environment(self) -> dict[str, Any]:
+        """Engine, API, storage and cgroup drivers, runtimes, seccomp, image, kernel."""
+        env: dict[str, Any] = {"host_kernel": os.uname().release, "notes": list(self.notes)}
+        try:
+            client = self._connect()
+            info = client.info()
+            version = client.version()
+        except Exception as exc:  # environment capture must never break a run
+            env["error"] = str(exc)
+            return env
+        security = list(info.get("SecurityOptions") or [])
+        env.update(
+            engine_version=version.get("Version"),
+            api_version=version.get("ApiVersion"),
+            min_api_version=version.get("MinAPIVersion"),
+            sdk_version=docker.__version__,
+            cli_version=_cli_version(),
+            containerd_commit=(info.get("ContainerdCommit") or {}).get("ID"),
+            runc_commit=(info.get("RuncCommit") or {}).get("ID"),
+            storage_driver=info.get("Driver"),
+            backing_filesystem=dict(info.get("DriverStatus") or []).get("Backing Filesystem"),
+            cgroup_driver=info.get("CgroupDriver"),
+            cgroup_version=info.get("CgroupVersion"),
+            runtimes=sorted(info.get("Runtimes") or {}),
+            default_runtime=info.get("DefaultRuntime"),
+            security_options=security,
+            seccomp_supported=any("seccomp" in opt for opt in security),
+            engine_kernel=info.get("KernelVersion"),
+        )
+        try:
+            tag = self._image()
+            env["image"] = tag
+            env["image_id"] = client.images.get(tag).id
+        except Exception as exc:  # image missing is reported, not raised
+            env["image_error"] = str(exc)
+        return env
+
+
+def _docker_cli() -> str:
+    cli = shutil.which("docker")
+    if cli is None:
+        msg = "the docker CLI is not installed (needed for the path=cli startup variant)"
+        raise BackendError(msg)
+    return cli
+
+
+def _cli_version() -> str | None:
+    cli = shutil.which("docker")
+    if cli is None:
+        return None
+    proc = subprocess.run(
+        [cli, "version", "--format", "{{.Client.Version}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return proc.stdout.strip() or None

@@ -1,0 +1,363 @@
+"""What the docker backend measures in fresh containers: startup phases and memory overhead.
+
+Timeline of one API-path startup repetition (``perf_counter`` unless noted)::
+
+    t0 ── create returns ── start returns ── wait() returns ── [logs] ── remove returns
+    t0_wall (CLOCK_REALTIME) ··· probe's first instruction (ready_ns, CLOCK_REALTIME)
+
+The container shares the host's clock, so ``ready_ns - t0_wall`` is a valid interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import psutil
+
+from bench.backends.base import BackendError, Measurement, Outcome, RepetitionTimeout
+from bench.backends.docker_support import is_timeout
+from bench.workloads import GUEST_PROBE, parse_keyvalues
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """What a fresh container is made of."""
+
+    image: str
+    labels: Mapping[str, str]
+    name: str
+    host_config: Mapping[str, Any]
+
+
+def _create(client: docker.DockerClient, spec: Spec, command: Sequence[str]) -> str:
+    api = client.api
+    created = api.create_container(
+        spec.image,
+        command=list(command),
+        labels=dict(spec.labels),
+        name=spec.name,
+        host_config=api.create_host_config(**spec.host_config),
+    )
+    return str(created["Id"])
+
+
+def _remove_quietly(client: docker.DockerClient, container: str) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        client.api.remove_container(container, force=True, v=True)
+
+
+def _wait(client: docker.DockerClient, container: str, seconds: float, what: str) -> int:
+    """Block until the container exits; kill it and raise RepetitionTimeout after ``seconds``."""
+    try:
+        # The SDK types timeout as int, but requests takes (and honours) float seconds.
+        status = client.api.wait(container, timeout=max(0.1, seconds))  # type: ignore[arg-type]
+    except Exception as exc:
+        if not is_timeout(exc):
+            raise
+        _remove_quietly(client, container)
+        msg = f"{what} still running after the scenario timeout; container killed"
+        raise RepetitionTimeout(msg) from exc
+    return int(status.get("StatusCode", -1))
+
+
+def _logs(client: docker.DockerClient, container: str) -> tuple[str, str]:
+    api = client.api
+    out = api.logs(container, stdout=True, stderr=False)
+    err = api.logs(container, stdout=False, stderr=True)
+    return out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def kernel_facts(probe_output: Mapping[str, str]) -> dict[str, str]:
+    """Kernel seen inside vs on the host, with a warning when they differ."""
+    inside = probe_output.get("kernel", "")
+    host = os.uname().release
+    facts = {"kernel": inside, "kernel_inside": inside, "kernel_host": host}
+    if inside != host:
+        facts["warning"] = f"kernel inside the container ({inside!r}) differs from host ({host!r})"
+    return facts
+
+
+def _ready_seconds(kv: Mapping[str, str], t0_wall_ns: int, stdout: str) -> float:
+    try:
+        return (int(kv["ready_ns"]) - t0_wall_ns) / 1e9
+    except (KeyError, ValueError) as exc:
+        msg = f"probe printed no ready_ns: {stdout[-200:]!r}"
+        raise BackendError(msg) from exc
+
+
+def startup_api(client: docker.DockerClient, spec: Spec, timeout: float) -> Outcome:
+    """One startup through the API: create, start, first instruction, exit, remove."""
+    deadline = time.perf_counter() + timeout
+    t0_wall = time.time_ns()
+    t0 = time.perf_counter()
+    container = _create(client, spec, [GUEST_PROBE, "ready"])
+    t_create = time.perf_counter()
+    removed = False
+    try:
+        client.api.start(container)
+        t_start = time.perf_counter()
+        code = _wait(client, container, deadline - time.perf_counter(), "the startup probe")
+        t_exit = time.perf_counter()
+        stdout, stderr = _logs(client, container)
+        t_rm = time.perf_counter()
+        client.api.remove_container(container, v=True)
+        removed = True
+        t_removed = time.perf_counter()
+    finally:
+        if not removed:
+            _remove_quietly(client, container)
+    if code != 0:
+        msg = f"startup probe exited with status {code}: {(stderr or stdout).strip()[-300:]}"
+        raise BackendError(msg)
+    kv = parse_keyvalues(stdout)
+    ready = _ready_seconds(kv, t0_wall, stdout)
+    if not 0 <= ready <= t_exit - t0:
+        msg = "the realtime clock moved during the measurement (ready outside launch..exit)"
+        raise BackendError(msg)
+    measurements = [
+        Measurement("startup.create", t_create - t0),
+        Measurement("startup.start", t_start - t0),
+        Measurement("startup.ready", ready),
+        Measurement("startup.exit", t_exit - t_start),
+        Measurement("startup.total", t_exit - t0),
+        Measurement("startup.remove", t_removed - t_rm),
+    ]
+    return Outcome(measurements, kernel_facts(kv))
+
+
+def cli_argv(docker_cli: str, spec: Spec) -> list[str]:
+    """``docker run --rm`` with the same settings as the API path."""
+    hc = spec.host_config
+    argv = [docker_cli, "run", "--rm", "--name", spec.name]
+    for key, value in spec.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    argv += ["--network", str(hc.get("network_mode", "none"))]
+    if hc.get("runtime"):
+        argv += ["--runtime", str(hc["runtime"])]
+    for opt in hc.get("security_opt", ()):
+        argv += ["--security-opt", str(opt)]
+    if hc.get("nano_cpus"):
+        argv += ["--cpus", f"{hc['nano_cpus'] / 1e9:g}"]
+    if hc.get("mem_limit"):
+        argv += ["--memory", str(hc["mem_limit"]), "--memory-swap", str(hc["memswap_limit"])]
+    return [*argv, spec.image, GUEST_PROBE, "ready"]
+
+
+def startup_cli(
+    client: docker.DockerClient, docker_cli: str, spec: Spec, timeout: float
+) -> Outcome:
+    """One ``docker run --rm IMAGE probe ready`` timed end to end, as a user runs it."""
+    argv = cli_argv(docker_cli, spec)
+    t0_wall = time.time_ns()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        _remove_quietly(client, spec.name)  # the CLI is dead, its container may not be
+        msg = f"docker run still running after {timeout:g} s; container killed"
+        raise RepetitionTimeout(msg) from exc
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        _remove_quietly(client, spec.name)
+        msg = f"docker run exited with status {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        raise BackendError(msg)
+    kv = parse_keyvalues(proc.stdout)
+    measurements = [
+        Measurement("startup.cli_run", elapsed),
+        Measurement("startup.ready", _ready_seconds(kv, t0_wall, proc.stdout)),
+        Measurement("startup.total", elapsed),
+    ]
+    return Outcome(measurements, kernel_facts(kv))
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupMemory:
+    """Memory charged to a container's cgroup."""
+
+    version: int
+    path: Path
+    usage: int  # memory.usage_in_bytes (v1) / memory.current (v2)
+    inactive_file: int  # reclaimable page cache, excluded from the working set
+    stat: Mapping[str, int]
+
+    @property
+    def working_set(self) -> int:
+        """usage - inactive_file: what ``docker stats`` and kubelet report."""
+        return max(0, self.usage - self.inactive_file)
+
+
+def _cgroup_mounts() -> dict[str, Path]:
+    """Mount points of cgroup hierarchies: ``memory`` (v1) and ``unified`` (v2)."""
+    mounts: dict[str, Path] = {}
+    with Path("/proc/self/mountinfo").open(encoding="utf-8") as fh:
+        for line in fh:
+            left, _, right = line.partition(" - ")
+            fstype, _source, options = [*right.split(), "", "", ""][:3]
+            mountpoint = Path(left.split()[4])
+            if fstype == "cgroup2":
+                mounts.setdefault("unified", mountpoint)
+            elif fstype == "cgroup" and "memory" in options.split(","):
+                mounts.setdefault("memory", mountpoint)
+    return mounts
+
+
+def _read_int(path: Path) -> int:
+    return int(path.read_text().strip())
+
+
+def _read_stat(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            out[key] = int(value)
+    return out
+
+
+def cgroup_memory(pid: int) -> CgroupMemory:
+    """Memory of the cgroup ``pid`` lives in (cgroup v1 memory controller, else v2)."""
+    mounts = _cgroup_mounts()
+    v1_rel = v2_rel = None
+    with Path(f"/proc/{pid}/cgroup").open(encoding="utf-8") as fh:
+        for line in fh:
+            _, controllers, rel = line.rstrip("\n").split(":", 2)
+            if "memory" in controllers.split(","):
+                v1_rel = rel
+            elif controllers == "":
+                v2_rel = rel
+    if v1_rel is not None and "memory" in mounts:
+        path = mounts["memory"] / v1_rel.lstrip("/")
+        stat = _read_stat(path / "memory.stat")
+        inactive = stat.get("total_inactive_file", stat.get("inactive_file", 0))
+        return CgroupMemory(1, path, _read_int(path / "memory.usage_in_bytes"), inactive, stat)
+    if v2_rel is not None and "unified" in mounts:
+        path = mounts["unified"] / v2_rel.lstrip("/")
+        stat = _read_stat(path / "memory.stat")
+        return CgroupMemory(
+            2, path, _read_int(path / "memory.current"), stat.get("inactive_file", 0), stat
+        )
+    msg = f"no memory cgroup found for pid {pid}"
+    raise BackendError(msg)
+
+
+#: Host processes that exist for one container: its shim and (while alive) its runtime.
+_PER_CONTAINER = ("containerd-shim", "runc", "crun", "runsc")
+
+
+def shim_processes(container_id: str) -> list[psutil.Process]:
+    """The containerd-shim (and runtime, if still alive) processes serving ``container_id``."""
+    found: list[psutil.Process] = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        name = proc.info["name"] or ""
+        cmdline = proc.info["cmdline"] or []
+        if name.startswith(_PER_CONTAINER) and any(container_id in arg for arg in cmdline):
+            found.append(proc)
+    return found
+
+
+def pss_uss(processes: Sequence[psutil.Process]) -> tuple[int, int]:
+    """Summed PSS and USS of ``processes`` (gone ones count 0).
+
+    PSS splits pages shared with other processes (e.g. other shims' text) among them, so it
+    shrinks when more containers run; USS is what would be freed if these processes exited.
+    """
+    pss = uss = 0
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            info = proc.memory_full_info()
+            pss += int(info.pss)
+            uss += int(info.uss)
+    return pss, uss
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set (VmHWM) of ``pid`` in bytes, 0 if unreadable.
+
+    Used instead of the probe's getrusage() peak, as natively: ru_maxrss survives execve(),
+    so in a container it would include the RSS of ``runc init`` that exec'd the probe.
+    """
+    try:
+        with Path(f"/proc/{pid}/status").open(encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def memory_idle(
+    client: docker.DockerClient, spec: Spec, alloc: int, idle: float, timeout: float
+) -> Outcome:
+    """Run ``probe idle``; while it idles, read its cgroup and its shim's PSS."""
+    deadline = time.perf_counter() + timeout
+    container = _create(client, spec, [GUEST_PROBE, "idle", str(alloc), f"{idle:g}"])
+    try:
+        client.api.start(container)
+        state: dict[str, Any] = {}
+        stdout = ""
+        while "ready_ns=" not in stdout:
+            if time.perf_counter() > deadline:
+                msg = "memory probe did not report ready before the scenario timeout; killed"
+                raise RepetitionTimeout(msg)
+            state = client.api.inspect_container(container)["State"]
+            stdout = client.api.logs(container, stdout=True, stderr=False).decode(errors="replace")
+            if "ready_ns=" not in stdout and not state["Running"]:
+                msg = f"memory probe exited before it was measured (status {state['ExitCode']})"
+                raise BackendError(msg)
+            time.sleep(0.01)
+        state = client.api.inspect_container(container)["State"]
+        pid = int(state["Pid"])
+        cgroup = cgroup_memory(pid)
+        shims = shim_processes(container)
+        shim_pss, shim_uss = pss_uss(shims)
+        # PSS depends on how many shims share pages: record how many were running.
+        shims_on_host = sum(
+            1
+            for p in psutil.process_iter(["name"])
+            if (p.info["name"] or "").startswith("containerd-shim")
+        )
+        hwm = vm_hwm(pid)
+        code = _wait(client, container, deadline - time.perf_counter(), "the memory probe")
+        stdout, stderr = _logs(client, container)
+    finally:
+        _remove_quietly(client, container)
+    if code != 0:
+        msg = f"memory probe exited with status {code}: {(stderr or stdout).strip()[-300:]}"
+        raise BackendError(msg)
+    if hwm <= 0:
+        msg = "could not read VmHWM of the memory probe while it idled"
+        raise BackendError(msg)
+    kv = parse_keyvalues(stdout)
+    measurements = [
+        Measurement("memory.overhead", float(cgroup.working_set + shim_pss)),
+        Measurement("memory.cgroup_usage", float(cgroup.working_set)),
+        Measurement("memory.shim_pss", float(shim_pss)),
+        Measurement("memory.workload_peak", float(hwm)),
+    ]
+    facts = {
+        **kernel_facts(kv),
+        "cgroup_version": str(cgroup.version),
+        "cgroup_usage_raw": str(cgroup.usage),
+        "cgroup_inactive_file": str(cgroup.inactive_file),
+        "cgroup_rss": str(cgroup.stat.get("total_rss", cgroup.stat.get("anon", 0))),
+        "probe_ru_maxrss_bytes": kv.get("peak_rss", ""),
+        "shim_uss_bytes": str(shim_uss),
+        "shims_on_host": str(shims_on_host),
+        "shim_processes": ",".join(sorted({p.info["name"] or "?" for p in shims})) or "none",
+    }
+    if not shims:
+        facts["warning"] = "no containerd-shim process found for the container; shim PSS is 0"
+    return Outcome(measurements, facts)

@@ -1,0 +1,93 @@
+"""`isobench run --backend docker` end to end on the real dockerd: rows, timeouts, cleanup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import docker
+import pytest
+
+from bench.backends.docker_support import LABEL, owner_token
+from bench.cli import main
+from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
+from bench.results import load
+from tests.engines import skip_or_fail
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+STARTUP = """\
+format_version: 1
+name: e2e-startup
+workload: {kind: startup}
+backends: [docker]
+repeat: 2
+warmup: 0
+timeout: 60
+"""
+
+HUNG = """\
+format_version: 1
+name: e2e-hung
+workload: {kind: command, command: [sleep, "60"]}
+backends: [docker]
+repeat: 1
+warmup: 0
+timeout: 1.5
+"""
+
+
+@pytest.fixture(scope="module")
+def client() -> docker.DockerClient:
+    try:
+        c = connect()
+    except DockerUnreachableError as exc:
+        skip_or_fail(str(exc))
+        raise
+    try:
+        ensure_image(log=lambda _: None)
+    except FileNotFoundError as exc:
+        c.close()
+        skip_or_fail(f"cannot build the isobench image: {exc}")
+        raise
+    return c
+
+
+def ours(client: docker.DockerClient) -> list[str]:
+    """Containers owned by this (test) process."""
+    mine = f"isobench.owner={owner_token(os.getpid())}"
+    return [
+        c.name or ""
+        for c in client.containers.list(all=True, filters={"label": [f"{LABEL}=1", mine]})
+    ]
+
+
+def test_run_writes_docker_rows_and_leaves_no_container(
+    client: docker.DockerClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "startup.yaml").write_text(STARTUP)
+    (scenarios / "hung.yaml").write_text(HUNG)
+    status = main(["run", str(scenarios), "--backend", "docker", "--out", str(tmp_path), "--plain"])
+    assert status == 0
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    frame = load([run_dir])
+
+    startup = frame[frame["scenario"] == "e2e-startup"]
+    assert set(startup["backend"]) == {"docker"}
+    assert set(startup["variant"]) == {
+        "runtime=runc,network=none,seccomp=default",
+        "runtime=runc,network=none,seccomp=default,path=cli",
+    }
+    assert (startup["status"] == "ok").all(), startup[startup["status"] != "ok"]["reason"].tolist()
+    api = startup[startup["variant"] == "runtime=runc,network=none,seccomp=default"]
+    assert {"startup.create", "startup.start", "startup.ready", "startup.exit"} <= set(
+        api["metric"]
+    )
+    assert len(api[api["metric"] == "startup.total"]) == 2
+
+    hung = frame[frame["scenario"] == "e2e-hung"]
+    assert set(hung["status"]) == {"timeout"}
+    assert ours(client) == []
+    client.close()
