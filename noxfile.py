@@ -1,7 +1,7 @@
 """Sessions: bench (the main job), tests, lint, perf, envbuild.
 
-    python3 -m pip install nox && nox -s bench     # measure every backend, write a report
-    python3 -m pip install nox && nox -s tests     # the test suite
+python3 -m pip install nox && nox -s bench     # measure every backend, write a report
+python3 -m pip install nox && nox -s tests     # the test suite
 """
 
 from __future__ import annotations
