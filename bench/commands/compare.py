@@ -1,17 +1,143 @@
-"""`isobench compare` (placeholder until implemented)."""
+"""`isobench compare BASE_RUN NEW_RUN [--threshold 5%]`: the CI regression gate.
+
+Exit status: 0 no significant regression, 1 at least one significant regression beyond the
+threshold, 2 bad input (missing run, unreadable samples, scenario definitions that changed).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
+from pathlib import Path
 from typing import Any
+
+FORMATS = ("text", "markdown", "json")
 
 
 def register(sub: Any) -> None:
     """Add the `compare` subcommand."""
-    parser = sub.add_parser("compare", help="(not implemented yet)")
+    parser = sub.add_parser(
+        "compare",
+        help="compare two runs; exit 1 on a significant regression",
+        description="Compare NEW_RUN against BASE_RUN per scenario/backend/variant/metric. "
+        "A change counts only when it exceeds --threshold AND a two-sided Mann-Whitney U "
+        "test gives p < 0.05 after Benjamini-Hochberg adjustment across the comparisons. "
+        "Exit 1 on a significant regression, 0 otherwise, 2 on bad input.",
+    )
+    parser.add_argument("base", type=Path, metavar="BASE_RUN")
+    parser.add_argument("new", type=Path, metavar="NEW_RUN")
+    parser.add_argument(
+        "--threshold", default="5%", help="minimum relative change of the median (default 5%%)"
+    )
+    parser.add_argument(
+        "--correction",
+        choices=("bh", "none"),
+        default="bh",
+        help="multiple-comparison adjustment of the p-values (default: bh, Benjamini-Hochberg)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text", help="default: text")
+    parser.add_argument("-o", "--output", type=Path, help="also write the table to this file")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not implemented yet."""
-    raise NotImplementedError("compare")
+    """Compare the two runs and return the gate's exit status."""
+    from bench import compare, results  # noqa: PLC0415 - keep CLI start-up light
+
+    try:
+        threshold = compare.parse_threshold(args.threshold)
+    except ValueError as exc:
+        print(f"isobench compare: {exc}", file=sys.stderr)
+        return 2
+    for path in (args.base, args.new):
+        if not path.is_dir():
+            print(f"isobench compare: no such run directory: {path}", file=sys.stderr)
+            return 2
+    try:
+        base, new = results.load([args.base]), results.load([args.new])
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"isobench compare: {exc}", file=sys.stderr)
+        return 2
+    mismatches = compare.hash_mismatches(base, new)
+    if mismatches:
+        for mismatch in mismatches:
+            print(f"isobench compare: incompatible runs: {mismatch}", file=sys.stderr)
+        return 2
+    table = compare.compare(base, new, threshold, correction=args.correction)
+    comparable = table[~table["verdict"].isin(["only in base", "only in new"])]
+    if comparable.empty:
+        print("isobench compare: the two runs share no measured metric", file=sys.stderr)
+        return 2
+    text = render(table, args.format, threshold)
+    sys.stdout.write(text)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    regressions = int((table["verdict"] == "regression").sum())
+    print(
+        f"\n{regressions} significant regression(s) beyond {threshold:.1%}; "
+        f"{int((table['verdict'] == 'improvement').sum())} improvement(s); "
+        f"{len(comparable)} comparisons",
+        file=sys.stderr,
+    )
+    return 1 if compare.has_regression(table) else 0
+
+
+def render(table: Any, fmt_name: str, threshold: float) -> str:
+    """The comparison table as aligned text, GitHub markdown or JSON."""
+    from bench import report_format as fmt  # noqa: PLC0415 - keep CLI start-up light
+
+    if fmt_name == "json":
+        return str(table.to_json(orient="records", indent=2)) + "\n"
+    header = [
+        "scenario",
+        "backend",
+        "variant",
+        "metric",
+        "base",
+        "new",
+        "change",
+        "95% CI",
+        "p",
+        "q (BH)",
+        "verdict",
+    ]
+    rows = []
+    for r in table.to_dict("records"):
+        unit = str(r["unit"])
+        ci = (
+            f"[{fmt.percent(r['change_low'])}, {fmt.percent(r['change_high'])}]"
+            if math.isfinite(r["change_low"])
+            else fmt.DASH
+        )
+        p_value = f"{r['p_value']:.3f}" if math.isfinite(r["p_value"]) else fmt.DASH
+        q_value = f"{r['q_value']:.3f}" if math.isfinite(r["q_value"]) else fmt.DASH
+        rows.append(
+            [
+                str(r["scenario"]),
+                str(r["backend"]),
+                str(r["variant"]),
+                str(r["metric"]),
+                f"{fmt.value(r['base_median'], unit)} (n={r['n_base']})",
+                f"{fmt.value(r['new_median'], unit)} (n={r['n_new']})",
+                fmt.percent(r["change"]),
+                ci,
+                p_value,
+                q_value,
+                str(r["verdict"]).upper() if r["verdict"] == "regression" else str(r["verdict"]),
+            ]
+        )
+    if fmt_name == "markdown":
+        lines = [
+            f"Threshold {threshold:.1%}; Mann-Whitney U, q (adjusted p) < 0.05",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(out) + "\n"

@@ -1,17 +1,46 @@
-"""`isobench export` (placeholder until implemented)."""
+"""`isobench export --format pytest-benchmark RUN_DIR -o FILE`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 
 def register(sub: Any) -> None:
     """Add the `export` subcommand."""
-    parser = sub.add_parser("export", help="(not implemented yet)")
+    parser = sub.add_parser(
+        "export",
+        help="export a run for other tools (pytest-benchmark JSON)",
+        description="Write a run as pytest-benchmark JSON: readable by `pytest-benchmark "
+        "compare` and by benchmark-action/github-action-benchmark (tool: pytest). Every "
+        "metric is exported lower-is-better: throughputs become seconds per operation.",
+    )
+    parser.add_argument("run", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--format", choices=("pytest-benchmark",), default="pytest-benchmark")
+    parser.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not implemented yet."""
-    raise NotImplementedError("export")
+    """Write the export; exit 2 on a missing or unreadable run."""
+    from bench import export, results  # noqa: PLC0415 - keep CLI start-up light
+
+    if not args.run.is_dir():
+        print(f"isobench export: no such run directory: {args.run}", file=sys.stderr)
+        return 2
+    try:
+        frame = results.load([args.run])
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"isobench export: {exc}", file=sys.stderr)
+        return 2
+    document = export.to_pytest_benchmark(frame, results.load_environment(args.run))
+    text = json.dumps(document, indent=2) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(args.output)
+    return 0

@@ -1,0 +1,342 @@
+"""The report: summary table (stats + overhead) and the self-contained HTML page.
+
+:func:`summary_table` is the single source of every number the report, the csv/markdown/json
+exports and the headline show. :func:`render_html` turns it into one HTML file (jinja2 with
+autoescape on; every string from a scenario file or environment.json is escaped; plots are SVG
+data URIs; a Content-Security-Policy forbids any network access and any script).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from bench import __version__, report_env, report_plots, results
+from bench import report_format as fmt
+from bench import stats as st
+
+#: Metrics shown in the headline table (the rest appear in their family's section).
+HEADLINE: Final = (
+    "startup.ready",
+    "startup.total",
+    "syscall.null_rate",
+    "syscall.mixed_rate",
+    "disk.seq_read",
+    "disk.seq_write",
+    "disk.rand_read_iops",
+    "disk.rand_write_iops",
+    "disk.fsync_latency",
+    "memory.overhead",
+    "memory.workload_peak",
+    "command.wall",
+)
+BACKEND_ORDER: Final = ("native", "docker", "vagrant")
+FAMILY_ORDER: Final = ("startup", "syscall", "disk", "memory", "command")
+FAILURE_ROWS: Final = 200
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def load_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Samples of every run directory plus each run's environment.json.
+
+    Consolidated runs are read from Parquet with string columns dictionary-encoded
+    (categoricals): at a million rows that is several times faster than the generic
+    :func:`bench.results.load` and every statistic groups on the codes directly. Runs that
+    only have their journal (interrupted) go through :func:`bench.results.load_run`.
+    """
+    frames = [_load_run(Path(p)) for p in paths]
+    envs = [results.load_environment(Path(p)) for p in paths]
+    if not frames:
+        return results.load([]), envs
+    if len(frames) == 1:
+        return frames[0], envs
+    return pd.concat(frames, ignore_index=True), envs
+
+
+_DICTIONARY_COLUMNS: Final = tuple(
+    name for name, dtype in results.COLUMNS.items() if dtype == "string"
+)
+
+
+def _load_run(run_dir: Path) -> pd.DataFrame:
+    parquet = run_dir / results.SAMPLES_PARQUET
+    if not parquet.exists():
+        return results.load_run(run_dir)
+    import pyarrow.parquet as pq  # noqa: PLC0415 - pandas already imported pyarrow
+
+    present = set(pq.read_schema(parquet).names)
+    if not set(results.COLUMNS) <= present:  # older or partial file: the generic path fills in
+        return results.load_run(run_dir)
+    table = pq.read_table(parquet, read_dictionary=list(_DICTIONARY_COLUMNS))
+    frame: pd.DataFrame = table.to_pandas()
+    env = results.load_environment(run_dir)
+    host = report_env.get(env, "host", "hostname") or ""
+    codes = np.zeros(len(frame), dtype=np.int8)
+    frame["host"] = pd.Categorical.from_codes(codes, categories=pd.Index([str(host)]))
+    return frame
+
+
+def summary_table(
+    frame: pd.DataFrame,
+    limits: st.Limits | None = None,
+    samples: Mapping[tuple[str, ...], st.FloatArray] | None = None,
+) -> pd.DataFrame:
+    """Statistics per host x scenario x backend x variant x metric, with overhead vs native."""
+    if samples is None:
+        samples = st.group_samples(frame)
+    summary = st.summarize(frame, limits, samples)
+    ratios = st.overhead(summary, samples)
+    if summary.empty:
+        return summary.assign(ratio=[], ratio_low=[], ratio_high=[], difference=[])
+    merged = summary.merge(ratios.drop(columns=["native_median"]), on=list(st.KEYS), how="left")
+    return merged
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in rec.items()} for rec in frame.to_dict("records")]
+
+
+def _backend_key(name: str) -> tuple[int, str]:
+    return (BACKEND_ORDER.index(name) if name in BACKEND_ORDER else len(BACKEND_ORDER), name)
+
+
+def _family_key(name: str) -> tuple[int, str]:
+    return (FAMILY_ORDER.index(name) if name in FAMILY_ORDER else len(FAMILY_ORDER), name)
+
+
+def _cell(row: Mapping[str, Any]) -> dict[str, Any]:
+    unit = str(row["unit"])
+    ratio = float(row.get("ratio", np.nan))
+    low, high = float(row.get("ratio_low", np.nan)), float(row.get("ratio_high", np.nan))
+    warnings = list(row["warnings"])
+    return {
+        "backend": str(row["backend"]),
+        "variant": str(row["variant"]),
+        "median": fmt.value(float(row["median"]), unit),
+        "ci": fmt.interval(float(row["ci_low"]), float(row["ci_high"]), unit),
+        "coverage": f"{float(row['ci_coverage']):.0%}",
+        "low_coverage": float(row["ci_coverage"]) < st.CONFIDENCE,
+        "n": int(row["n"]),
+        "ratio": fmt.ratio(ratio) if row["backend"] != st.NATIVE else "baseline",
+        "ratio_ci": f"[{fmt.ratio(low)}, {fmt.ratio(high)}]" if math.isfinite(low) else "",
+        "difference": fmt.value(float(row.get("difference", np.nan)), unit)
+        if math.isfinite(float(row.get("difference", np.nan)))
+        else "",
+        "cls": fmt.ratio_class(ratio, low, high) if row["backend"] != st.NATIVE else "base",
+        "warnings": warnings,
+        "mean": fmt.value(float(row["mean"]), unit),
+        "std": fmt.value(float(row["std"]), unit),
+        "mad": fmt.value(float(row["mad"]), unit),
+        "min": fmt.value(float(row["min"]), unit),
+        "max": fmt.value(float(row["max"]), unit),
+        "cv": f"{float(row['cv']):.1%}" if math.isfinite(float(row["cv"])) else fmt.DASH,
+        "outliers": int(row["outliers"]),
+    }
+
+
+def headline(table: pd.DataFrame, multi_host: bool) -> dict[str, Any]:
+    """Headline rows: one per (host,) scenario x metric, one column per backend."""
+    chosen = table[table["metric"].isin(HEADLINE)]
+    if chosen.empty:
+        chosen = table
+    backends = sorted({str(b) for b in chosen["backend"]}, key=_backend_key)
+    families: dict[str, list[dict[str, Any]]] = {}
+    keys = ["host", "scenario", "metric"] if multi_host else ["scenario", "metric"]
+    rank = {m: i for i, m in enumerate(HEADLINE)}
+    for key, rows in chosen.groupby(keys, sort=False, observed=True):
+        parts = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        metric = str(parts["metric"])
+        cells: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+        for record in _records(rows.sort_values("variant")):
+            cells[str(record["backend"])].append(_cell(record))
+        families.setdefault(str(rows["family"].iloc[0]), []).append(
+            {
+                "host": str(parts.get("host", "")),
+                "scenario": str(parts["scenario"]),
+                "metric": metric,
+                "direction": "higher is better"
+                if bool(rows["higher_is_better"].iloc[0])
+                else "lower is better",
+                "cells": cells,
+                "_rank": (rank.get(metric, 99), str(parts.get("host", "")), str(parts["scenario"])),
+            }
+        )
+    ordered: list[dict[str, Any]] = [
+        {"name": fam, "rows": sorted(families[fam], key=lambda r: r["_rank"])}
+        for fam in sorted(families, key=_family_key)
+    ]
+    return {"backends": backends, "families": ordered}
+
+
+def _failure_rows(counts: pd.DataFrame) -> tuple[list[dict[str, Any]], int, int]:
+    total = int(counts["rows"].sum()) if not counts.empty else 0
+    rows = [
+        {k: str(v) if k != "rows" else int(v) for k, v in rec.items()}
+        for rec in _records(counts.head(FAILURE_ROWS))
+    ]
+    return rows, total, len(counts)
+
+
+def render_html(
+    frame: pd.DataFrame, envs: Sequence[Mapping[str, Any]], title: str = "isobench report"
+) -> str:
+    """The complete, self-contained report page."""
+    samples = st.group_samples(frame)
+    table = summary_table(frame, samples=samples)
+    multi_host = len({k[0] for k in samples}) > 1
+    families = []
+    for family in sorted({str(f) for f in table["family"]}, key=_family_key):
+        part = table[table["family"] == family]
+        records = sorted(_records(part), key=_row_order)
+        families.append(
+            {
+                "name": family,
+                "rows": [_cell(r) | _keys(r) for r in records],
+                "plots": report_plots.family_plots(samples, part, family, multi_host),
+            }
+        )
+    counts = st.status_counts(frame)
+    failures, failure_total, failure_groups = _failure_rows(counts)
+    runs = []
+    banners: list[str] = []
+    variants_by_host = _variants_by_host(samples, counts)
+    for env in envs:
+        host = str(report_env.get(env, "host", "hostname") or "")
+        variants = variants_by_host.get(host, set())
+        runs.append(
+            {
+                "run_id": str(env.get("run_id", "")),
+                "facts": report_env.host_facts(env),
+                "kernels": report_env.kernel_rows(env, variants),
+                "backends": report_env.backend_rows(env),
+            }
+        )
+        banners.extend(report_env.banners(env, variants))
+    banners = list(dict.fromkeys(banners))  # several runs of one host repeat the same caveat
+    context = {
+        "title": title,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "version": __version__,
+        "n_samples": len(frame),
+        "n_measured": sum(len(v) for v in samples.values()),
+        "run_ids": sorted({str(r) for r in frame["run_id"].dropna().unique()}),
+        "hosts": sorted({str(h) for h in frame["host"].dropna().unique()}),
+        "multi_host": multi_host,
+        "banners": banners,
+        "headline": headline(table, multi_host),
+        "families": families,
+        "failures": failures,
+        "failure_total": failure_total,
+        "failure_groups": failure_groups,
+        "runs": runs,
+        "scenarios": report_env.scenario_rows(envs),
+    }
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def _row_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        report_plots.metric_rank(str(row["metric"])),
+        str(row["host"]),
+        str(row["scenario"]),
+        _backend_key(str(row["backend"])),
+        str(row["variant"]),
+    )
+
+
+def _keys(row: Mapping[str, Any]) -> dict[str, str]:
+    return {k: str(row[k]) for k in ("host", "scenario", "metric")}
+
+
+def _variants_by_host(
+    samples: Mapping[tuple[str, ...], Any], failed: pd.DataFrame
+) -> dict[str, set[tuple[str, str]]]:
+    out: dict[str, set[tuple[str, str]]] = {}
+    for host, _, backend, variant, _ in samples:
+        out.setdefault(host, set()).add((backend, variant))
+    for host, backend, variant in failed[["host", "backend", "variant"]].itertuples(index=False):
+        out.setdefault(str(host), set()).add((str(backend), str(variant)))
+    return out
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,  # always: scenario names and environment facts are untrusted
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+# --- exports of the summary table ---------------------------------------------------------
+
+EXPORT_COLUMNS: Final = [
+    *st.SUMMARY_COLUMNS,
+    "ratio",
+    "ratio_low",
+    "ratio_high",
+    "difference",
+]
+
+
+def export_summary(table: pd.DataFrame, fmt_name: str) -> str:
+    """The summary table as csv, markdown or json text."""
+    table = table.reindex(columns=EXPORT_COLUMNS)
+    table = table.assign(warnings=[" ; ".join(w) for w in table["warnings"]])
+    if fmt_name == "csv":
+        return str(table.to_csv(index=False))
+    if fmt_name == "json":
+        records = json.loads(table.to_json(orient="records"))
+        return json.dumps({"isobench_version": __version__, "summary": records}, indent=2) + "\n"
+    if fmt_name == "markdown":
+        return _markdown(table)
+    msg = f"unknown format {fmt_name!r}"
+    raise ValueError(msg)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    header = [
+        "host",
+        "scenario",
+        "backend",
+        "variant",
+        "metric",
+        "n",
+        "median",
+        "95% CI",
+        "ratio vs native",
+        "warnings",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.to_dict("records"):
+        unit = str(row["unit"])
+        ratio = float(row["ratio"]) if row["ratio"] is not None else math.nan
+        cells = [
+            str(row["host"]),
+            str(row["scenario"]),
+            str(row["backend"]),
+            str(row["variant"]),
+            str(row["metric"]),
+            str(row["n"]),
+            fmt.value(float(row["median"]), unit),
+            fmt.interval(float(row["ci_low"]), float(row["ci_high"]), unit),
+            fmt.ratio(ratio)
+            + (
+                f" {fmt.interval(float(row['ratio_low']), float(row['ratio_high']), '')}"
+                if math.isfinite(ratio)
+                else ""
+            ),
+            str(row["warnings"]),
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

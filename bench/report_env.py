@@ -1,0 +1,202 @@
+"""'What served this run': environment facts and caveat banners for the report (pure).
+
+Every ``environment.json`` key may be missing (older runs, partial captures, interrupted
+runs), so each accessor is defensive and returns plain strings for the template to escape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bench import report_format as fmt
+from bench.stats import run_warnings
+
+
+def get(data: Any, *path: str) -> Any:
+    """``data[path[0]][path[1]]...`` or None when any level is missing or not a mapping."""
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "":
+        return fmt.DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def host_facts(env: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows describing the host and the harness of one run."""
+    host = get(env, "host") or {}
+    memory = get(host, "memory_bytes")
+    virtualized = get(host, "virtualized")
+    hypervisor = get(host, "hypervisor")
+    virt = _text(virtualized)
+    if virtualized and hypervisor:
+        virt = f"yes ({hypervisor})"
+    sha = _text(get(env, "harness", "git_sha"))
+    if get(env, "harness", "git_dirty"):
+        sha += " (dirty work tree)"
+    rows = [
+        ("run", _text(get(env, "run_id"))),
+        ("started / finished", f"{_text(env.get('started'))} / {_text(env.get('finished'))}"),
+        ("hostname", _text(get(host, "hostname"))),
+        ("host kernel", _text(get(host, "kernel"))),
+        ("OS", _text(get(host, "os"))),
+        ("CPU", f"{_text(get(host, 'cpu_model'))} {fmt.TIMES} {_text(get(host, 'cpu_count'))}"),
+        ("memory", fmt.value(float(memory), "B") if isinstance(memory, int | float) else fmt.DASH),
+        ("cgroup version", _text(get(host, "cgroup_version"))),
+        ("host virtualized", virt),
+        ("CPU governor / turbo", f"{_text(get(host, 'governor'))} / {_text(get(host, 'turbo'))}"),
+        ("mitigations", mitigation_summary(get(host, "mitigations"))),
+        ("harness", f"isobench {_text(get(env, 'harness', 'version'))}, git {sha}"),
+        ("python", _text(get(env, "harness", "python"))),
+    ]
+    tools = get(host, "tools")
+    if isinstance(tools, Mapping):
+        rows.extend((f"tool: {name}", _text(version)) for name, version in sorted(tools.items()))
+    return rows
+
+
+def mitigation_summary(mitigations: Any) -> str:
+    """'12 entries: 9 mitigated, 2 not affected, 1 vulnerable (spectre_v1)'."""
+    if not isinstance(mitigations, Mapping) or not mitigations:
+        return fmt.DASH
+    vulnerable = sorted(k for k, v in mitigations.items() if "vulnerable" in str(v).lower())
+    unaffected = sum(1 for v in mitigations.values() if "not affected" in str(v).lower())
+    mitigated = len(mitigations) - len(vulnerable) - unaffected
+    text = f"{len(mitigations)} entries: {mitigated} mitigated, {unaffected} not affected"
+    if vulnerable:
+        text += f", {len(vulnerable)} vulnerable ({', '.join(vulnerable)})"
+    return text
+
+
+def kernel_rows(
+    env: Mapping[str, Any], variants: Iterable[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Host kernel vs the kernel observed inside each backend variant (the classic demo)."""
+    host_kernel = _text(get(env, "host", "kernel"))
+    observed = get(env, "observed")
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    pairs = list(variants)
+    if isinstance(observed, Mapping):
+        for backend, by_variant in observed.items():
+            if isinstance(by_variant, Mapping):
+                pairs.extend((str(backend), str(v)) for v in by_variant)
+    for backend, variant in sorted(set(pairs)):
+        if (backend, variant) in seen:
+            continue
+        seen.add((backend, variant))
+        facts = get(observed, backend, variant)
+        kernel = get(facts, "kernel") if isinstance(facts, Mapping) else None
+        if kernel is None and backend == "native":
+            kernel = get(env, "host", "kernel")
+        other = (
+            [(str(k), _text(v)) for k, v in sorted(facts.items()) if k != "kernel"]
+            if isinstance(facts, Mapping)
+            else []
+        )
+        rows.append(
+            {
+                "backend": backend,
+                "variant": variant,
+                "kernel": _text(kernel),
+                "host_kernel": host_kernel,
+                "same": None if kernel is None else str(kernel) == host_kernel,
+                "facts": other,
+            }
+        )
+    return rows
+
+
+def backend_rows(env: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Availability, reasons, versions and accelerator of every backend of one run."""
+    backends = get(env, "backends")
+    if not isinstance(backends, Mapping):
+        return []
+    rows = []
+    for name, raw in sorted(backends.items()):
+        info = raw if isinstance(raw, Mapping) else {}
+        details = [
+            (str(k), _text(v))
+            for k, v in sorted(info.items())
+            if k not in ("available", "reason", "hint")
+        ]
+        rows.append(
+            {
+                "name": str(name),
+                "available": info.get("available"),
+                "reason": _text(info.get("reason")),
+                "hint": _text(info.get("hint")) if info.get("hint") else "",
+                "details": details,
+            }
+        )
+    return rows
+
+
+def scenario_rows(envs: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Scenario name, hash, file, workload and definition, deduplicated across runs."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for env in envs:
+        scenarios = get(env, "scenarios")
+        if not isinstance(scenarios, Mapping):
+            continue
+        for name, raw in scenarios.items():
+            info = raw if isinstance(raw, Mapping) else {}
+            digest = _text(info.get("hash"))
+            definition = info.get("definition")
+            rows[(str(name), digest)] = {
+                "name": str(name),
+                "hash": digest,
+                "file": _text(info.get("file")),
+                "workload": _text(info.get("workload")),
+                "definition": json.dumps(definition, indent=2, sort_keys=True, default=str)
+                if definition is not None
+                else fmt.DASH,
+            }
+    return [rows[k] for k in sorted(rows)]
+
+
+def banners(env: Mapping[str, Any], variants: Iterable[tuple[str, str]]) -> list[str]:
+    """Loud caveats for one run: TCG-emulated VMs, nested virtualization, health problems."""
+    found: list[str] = []
+    host_name = _text(get(env, "host", "hostname"))
+    accel = get(env, "backends", "vagrant", "accelerator")
+    pairs = list(variants)
+    tcg_variants = sorted({v for _, v in pairs if "accel=tcg" in v})
+    measured_vms = any(b == "vagrant" for b, _ in pairs)
+    # Only when VMs were measured: an unavailable vagrant backend still reports its accelerator.
+    if tcg_variants or (accel == "tcg" and measured_vms):
+        reason = get(env, "backends", "vagrant", "accelerator_reason")
+        found.append(
+            "VMs on "
+            + host_name
+            + " ran under TCG software emulation (no hardware virtualization)"
+            + (f": {reason}" if reason else "")
+            + ". VM figures measure an emulated CPU and are far slower than KVM would be; "
+            "do not read them as the cost of virtualization in general."
+        )
+    hypervisor = get(env, "host", "hypervisor")
+    recorded = run_warnings(env)
+    already = any("virtualized" in w for w in recorded)  # sysinfo may have said it already
+    if not already and (
+        get(env, "host", "virtualized") or get(env, "backends", "vagrant", "host_virtualized")
+    ):
+        found.append(
+            f"The host {host_name} is itself virtualized"
+            + (f" ({hypervisor})" if hypervisor else "")
+            + ": native numbers include that hypervisor's cost, and VMs are nested."
+        )
+    found.extend(f"{host_name}: {warning}" for warning in recorded)
+    if get(env, "harness", "git_dirty"):
+        found.append(f"{host_name}: the harness ran from a dirty git work tree.")
+    return found

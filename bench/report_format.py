@@ -1,0 +1,87 @@
+"""Human formatting of measured values (pure): SI/binary prefixes chosen per unit."""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+#: Shown for a missing or undefined number (en dash); times sign for ratios.
+DASH: Final = "\u2013"
+TIMES: Final = "\u00d7"
+
+_TIME: Final = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+_BYTES: Final = ((1024.0**3, "GiB"), (1024.0**2, "MiB"), (1024.0, "KiB"), (1.0, "B"))
+_COUNT: Final = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+
+
+def _sig(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def scale_for(value: float, unit: str) -> tuple[float, str]:
+    """(divisor, display unit) suited to ``value`` expressed in ``unit``."""
+    magnitude = abs(value) if math.isfinite(value) else 0.0
+    if unit == "s":
+        table = _TIME
+        for divisor, label in table:
+            if magnitude >= divisor:
+                return divisor, label
+        return table[-1]
+    if unit in ("B", "B/s"):
+        suffix = "/s" if unit == "B/s" else ""
+        for divisor, label in _BYTES:
+            if magnitude >= divisor:
+                return divisor, label + suffix
+        return 1.0, unit
+    for divisor, prefix in _COUNT:
+        if magnitude >= divisor:
+            return divisor, f"{prefix} {unit}".strip() if prefix else unit
+    return 1.0, unit
+
+
+def value(number: float, unit: str) -> str:
+    """``0.00123, 's'`` -> ``'1.23 ms'``; NaN -> :data:`DASH`."""
+    if number is None or not math.isfinite(number):
+        return DASH
+    divisor, label = scale_for(number, unit)
+    return f"{_sig(number / divisor)} {label}".strip()
+
+
+def interval(low: float, high: float, unit: str) -> str:
+    """A CI in the unit of its upper bound: ``'[1.20, 1.31] ms'``."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return DASH
+    divisor, label = scale_for(max(abs(low), abs(high)), unit)
+    return f"[{_sig(low / divisor)}, {_sig(high / divisor)}] {label}".strip()
+
+
+def ratio(number: float) -> str:
+    """``1.234`` -> ``'1.23x'`` (with a times sign)."""
+    if number is None or not math.isfinite(number):
+        return DASH
+    return f"{number:.3g}{TIMES}" if number < 100 else f"{number:,.0f}{TIMES}"
+
+
+def percent(number: float) -> str:
+    """``0.1234`` -> ``'+12.3%'``."""
+    if number is None or not math.isfinite(number):
+        return DASH
+    return f"{number:+.1%}"
+
+
+def ratio_class(number: float, low: float = math.nan, high: float = math.nan) -> str:
+    """CSS class for an overhead ratio: ok (< 1.1), mild (< 1.5), costly (< 3), severe.
+
+    'unclear' when the ratio is undefined or its CI includes 1 (no measurable difference).
+    """
+    if number is None or not math.isfinite(number):
+        return "unclear"
+    if math.isfinite(low) and math.isfinite(high) and low <= 1.0 <= high:
+        return "unclear"
+    if number < 1.10:
+        return "ok"
+    if number < 1.5:
+        return "mild"
+    if number < 3.0:
+        return "costly"
+    return "severe"

@@ -1,0 +1,291 @@
+"""Report figures: seaborn/matplotlib rendered to SVG data URIs (no files, no network).
+
+Statistics always use every sample. Only the *strip* layer (one dot per sample) is
+subsampled when a box holds more than :data:`STRIP_POINTS` values, so that a million-row
+report stays small and fast; the caption says so whenever it happens.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import matplotlib as mpl
+
+mpl.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from bench import metrics
+from bench import report_format as fmt
+from bench.stats import FloatArray
+
+STRIP_POINTS: Final = 100
+#: Use a log axis when the medians of one plot differ by more than this factor.
+LOG_SPREAD: Final = 20.0
+PALETTE: Final = {"native": "#4c9a2a", "docker": "#2f6db5", "vagrant": "#d9822b"}
+_FALLBACK: Final = "#7a7a7a"
+#: Disjoint, sequential startup phases that can be stacked, in order.
+PHASES: Final = (
+    "startup.create",
+    "startup.start",
+    "startup.exit",
+    "startup.remove",
+    "startup.domain",
+    "startup.kernel",
+    "startup.userspace",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plot:
+    """One inlined figure."""
+
+    title: str
+    uri: str
+    caption: str
+
+
+def _to_uri(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _label(frame: pd.DataFrame, with_scenario: bool, with_host: bool) -> pd.Series:
+    label = frame["backend"].astype(str) + " · " + frame["variant"].astype(str)
+    if with_scenario:
+        label = frame["scenario"].astype(str) + " · " + label
+    if with_host:
+        label = frame["host"].astype(str) + " · " + label
+    return label
+
+
+def _colors(backends: Sequence[str]) -> list[str]:
+    return [PALETTE.get(b, _FALLBACK) for b in backends]
+
+
+def _box_stats(values: np.ndarray, label: str) -> dict[str, Any]:
+    q1, med, q3 = np.percentile(values, [25, 50, 75])
+    iqr = q3 - q1
+    inside = values[(values >= q1 - 1.5 * iqr) & (values <= q3 + 1.5 * iqr)]
+    return {
+        "med": med,
+        "q1": q1,
+        "q3": q3,
+        "whislo": float(inside.min()) if len(inside) else q1,
+        "whishi": float(inside.max()) if len(inside) else q3,
+        "fliers": [],
+        "label": label,
+    }
+
+
+def _figure(n_rows: int, labels: Sequence[str], right: float = 0.3) -> tuple[Figure, Axes]:
+    # Fixed margins sized from the longest label: bbox_inches="tight" would draw every figure
+    # twice, which dominates report time.
+    left = min(0.12 + 0.0062 * max((len(s) for s in labels), default=10), 0.55) * 10.0
+    height = 0.9 + 0.42 * n_rows
+    fig = plt.figure(figsize=(10.0, height))
+    width = 1 - (left + right) / 10.0
+    ax = fig.add_axes((left / 10.0, 0.55 / height, width, 1 - 0.8 / height))
+    return fig, ax
+
+
+def _key_label(key: tuple[str, ...], with_scenario: bool, with_host: bool) -> str:
+    host, scenario, backend, variant, _ = key
+    label = f"{backend} · {variant}"
+    if with_scenario:
+        label = f"{scenario} · {label}"
+    if with_host:
+        label = f"{host} · {label}"
+    return label
+
+
+def distribution(
+    groups: Mapping[tuple[str, ...], FloatArray], metric: str, unit: str, multi_host: bool
+) -> Plot:
+    """Box plot (every sample) + strip plot (bounded seeded subsample) per backend/variant."""
+    with_scenario = len({k[1] for k in groups}) > 1
+    by_label = {_key_label(k, with_scenario, multi_host): (k[2], v) for k, v in groups.items()}
+    order = sorted(by_label, key=lambda s: (_backend_rank(s), s))
+    everything = np.concatenate([v for _, v in by_label.values()])
+    divisor, shown_unit = fmt.scale_for(float(np.median(np.abs(everything))), unit)
+    total = len(everything)
+    fig, ax = _figure(len(order), order)
+    rng = np.random.default_rng(0)
+    drawn = 0
+    boxes = []
+    for position, label in enumerate(order):
+        backend, raw = by_label[label]
+        mine = raw / divisor
+        color = PALETTE.get(backend, _FALLBACK)
+        boxes.append((_box_stats(mine, label), color))
+        shown = mine if len(mine) <= STRIP_POINTS else rng.choice(mine, STRIP_POINTS, replace=False)
+        drawn += len(shown)
+        jitter = rng.uniform(-0.18, 0.18, len(shown))
+        ax.scatter(
+            shown,
+            position + jitter,
+            s=14,
+            color=color,
+            alpha=0.7,
+            edgecolors="white",
+            linewidths=0.4,
+            zorder=3,
+        )
+    artists = ax.bxp(
+        [b[0] for b in boxes],
+        positions=range(len(order)),
+        orientation="horizontal",
+        widths=0.6,
+        showfliers=False,
+        patch_artist=True,
+        medianprops={"color": "black", "linewidth": 1.6},
+    )
+    for patch, (_, color) in zip(artists["boxes"], boxes, strict=True):
+        patch.set_facecolor(color)
+        patch.set_alpha(0.3)
+    ax.set_yticks(range(len(order)), order)
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    medians = [b[0]["med"] for b in boxes]
+    log = min(medians) > 0 and max(medians) / min(medians) > LOG_SPREAD
+    if log:
+        # Native vs VM can differ 1000x: on a linear axis the fast boxes collapse to a line.
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{metric} [{shown_unit}]" + (" — log scale" if log else ""))
+    ax.grid(axis="x", alpha=0.3)
+    caption = f"{total:,} samples; box = quartiles, whiskers = 1.5 IQR, line = median"
+    if drawn < total:
+        caption += (
+            f"; dots: a seeded random subsample of at most {STRIP_POINTS} per box "
+            f"({drawn:,} drawn), while boxes and every statistic use all samples"
+        )
+    return Plot(metric, _to_uri(fig), caption)
+
+
+def metric_rank(metric: str) -> tuple[int, str]:
+    """Catalog order first (headline metrics lead each family), then by name."""
+    names = list(metrics.CATALOG)
+    return (names.index(metric) if metric in names else len(names), metric)
+
+
+def _backend_rank(label: str) -> int:
+    for rank, name in enumerate(("native", "docker", "vagrant")):
+        if f"{name} · " in label or label.startswith(name):
+            return rank
+    return 9
+
+
+def startup_phases(summary: pd.DataFrame, multi_host: bool) -> list[Plot]:
+    """Per backend: stacked bars of median startup phases per variant (+ total as a tick)."""
+    phases = summary[summary["metric"].isin(PHASES)]
+    plots: list[Plot] = []
+    with_scenario = summary["scenario"].nunique() > 1
+    for backend, group in phases.groupby("backend", sort=True):
+        part = group.assign(label=_label(group, with_scenario, multi_host))
+        table = part.pivot_table(index="label", columns="metric", values="median", aggfunc="first")
+        present = [p for p in PHASES if p in table.columns]
+        table = table[present].fillna(0.0)
+        order = sorted(table.index)
+        table = table.loc[order]
+        totals = summary[(summary["metric"] == "startup.total") & (summary["backend"] == backend)]
+        totals = totals.assign(label=_label(totals, with_scenario, multi_host))
+        total_by = dict(zip(totals["label"], totals["median"], strict=False))
+        longest = max([*table.sum(axis=1).to_numpy(), *total_by.values()])
+        divisor, unit = fmt.scale_for(float(longest), "s")
+        colors = sns.color_palette("Set2", len(present))
+        fig, ax = _figure(len(order) + 1, order, right=1.6)
+        left = np.zeros(len(order))
+        for color, phase in zip(colors, present, strict=True):
+            widths = table[phase].to_numpy() / divisor
+            ax.barh(order, widths, left=left, color=color, label=phase.removeprefix("startup."))
+            left += widths
+        marks = [(i, total_by[lbl] / divisor) for i, lbl in enumerate(order) if lbl in total_by]
+        if marks:
+            ax.scatter(
+                [m[1] for m in marks],
+                [m[0] for m in marks],
+                marker="|",
+                s=400,
+                linewidths=2,
+                color="black",
+                label="startup.total",
+                zorder=3,
+            )
+        ax.set_ylim(len(order) - 0.4, -0.6)
+        ax.set_xlabel(f"median time [{unit}]")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
+        ax.grid(axis="x", alpha=0.3)
+        plots.append(
+            Plot(
+                f"startup phases: {backend}",
+                _to_uri(fig),
+                "median of each sequential phase, stacked; black tick: median startup.total",
+            )
+        )
+    return plots
+
+
+def median_bars(summary: pd.DataFrame, metric: str, multi_host: bool) -> Plot | None:
+    """Horizontal bars of medians with their 95 % CI (e.g. memory overhead)."""
+    rows = summary[summary["metric"] == metric]
+    if rows.empty:
+        return None
+    rows = rows.assign(label=_label(rows, rows["scenario"].nunique() > 1, multi_host))
+    rows = rows.iloc[sorted(range(len(rows)), key=lambda i: _backend_rank(rows["label"].iloc[i]))]
+    unit = str(rows["unit"].iloc[0])
+    divisor, shown = fmt.scale_for(float(rows["median"].abs().max()), unit)
+    med = rows["median"].to_numpy(dtype=float) / divisor
+    low = np.clip(med - rows["ci_low"].to_numpy(dtype=float) / divisor, 0, None)
+    high = np.clip(rows["ci_high"].to_numpy(dtype=float) / divisor - med, 0, None)
+    fig, ax = _figure(len(rows), list(rows["label"]))
+    bars = ax.barh(
+        rows["label"],
+        med,
+        xerr=[low, high],
+        color=_colors(list(rows["backend"].astype(str))),
+        alpha=0.8,
+        capsize=3,
+    )
+    ax.bar_label(bars, [fmt.value(v, unit) for v in rows["median"]], padding=6, fontsize="small")
+    ax.set_xlim(0, float(np.nanmax(med + high)) * 1.18)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"median {metric} [{shown}] with 95 % CI")
+    ax.grid(axis="x", alpha=0.3)
+    return Plot(f"{metric} (medians)", _to_uri(fig), "bars: median; whiskers: 95 % CI of median")
+
+
+def family_plots(
+    samples: Mapping[tuple[str, ...], FloatArray],
+    summary: pd.DataFrame,
+    family: str,
+    multi_host: bool,
+) -> list[Plot]:
+    """Every figure of one metric family section."""
+    plots: list[Plot] = []
+    with mpl.rc_context(), sns.axes_style("whitegrid"):
+        # Deterministic SVG ids; fonts stay matplotlib's defaults (text drawn as paths).
+        mpl.rcParams["svg.hashsalt"] = "isobench"
+        mpl.rcParams["figure.dpi"] = 96
+        if family == "startup":
+            plots.extend(startup_phases(summary, multi_host))
+        if family == "memory":
+            for metric in ("memory.overhead", "memory.workload_peak"):
+                bars = median_bars(summary, metric, multi_host)
+                if bars:
+                    plots.append(bars)
+        units = dict(zip(summary["metric"], summary["unit"], strict=False))
+        for metric in sorted({str(m) for m in summary["metric"]}, key=metric_rank):
+            groups = {k: v for k, v in samples.items() if k[4] == metric}
+            if groups:
+                plots.append(distribution(groups, metric, str(units.get(metric, "")), multi_host))
+    return plots

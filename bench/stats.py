@@ -1,0 +1,400 @@
+"""Statistics over the tidy sample frame: pure functions, no I/O.
+
+Choices (documented in docs/report.md):
+
+* Only ``status == "ok"`` and non-warmup rows with a finite value are measured; the rest is
+  counted elsewhere, never silently dropped.
+* Median 95 % CI: distribution-free order-statistic interval (binomial ranks). For n < 6 no
+  pair of ranks reaches 95 %: the interval is then [min, max] and ``ci_coverage`` says the true
+  coverage (1 - 2 * 0.5**n).
+* Ratio of medians CI: percentile bootstrap (fixed seed, 2000 draws) using the *exact*
+  bootstrap distribution of the sample median (Efron 1982): the resampled median is an order
+  statistic whose law is binomial, so drawing it costs O(n + B) instead of O(n * B) and stays
+  fast at a million rows. For even n the two middle order statistics share one uniform draw.
+* Outliers: modified Z-score 0.6745 * (x - median) / MAD > 3.5 (Iglewicz & Hoaglin); flagged,
+  never removed. MAD == 0 flags nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats as sps
+
+from bench import metrics
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Grouping of the summary: one row per host x scenario x backend x variant x metric.
+KEYS: Final = ("host", "scenario", "backend", "variant", "metric")
+NATIVE: Final = "native"
+CONFIDENCE: Final = 0.95
+BOOTSTRAP_DRAWS: Final = 2000
+SEED: Final = 20240229
+CV_LIMIT: Final = 0.10
+MIN_SAMPLES: Final = 5
+OUTLIER_Z: Final = 3.5
+#: First repetition this much worse than the median of the rest (and an outlier) = warm-up.
+WARMUP_EFFECT: Final = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Thresholds of the stability warnings."""
+
+    cv: float = CV_LIMIT
+    min_samples: int = MIN_SAMPLES
+
+
+def measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows that count as measurements: ok, not warmup, finite value."""
+    return frame.loc[measured_mask(frame)]
+
+
+def median_ci(sorted_values: FloatArray, level: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Order-statistic CI of the median of ``sorted_values``: (low, high, actual coverage)."""
+    n = len(sorted_values)
+    if n == 0:
+        return (np.nan, np.nan, 0.0)
+    alpha = 1.0 - level
+    # Smallest j with P(B <= j) >= alpha/2 (B ~ Bin(n, 1/2)) gives coverage >= level for the
+    # ranks (j, n - j + 1); when j would be 0 we fall back to [min, max].
+    j = max(int(sps.binom.ppf(alpha / 2, n, 0.5)), 1)
+    k = n - j + 1
+    coverage = float(sps.binom.cdf(k - 1, n, 0.5) - sps.binom.cdf(j - 1, n, 0.5))
+    return (float(sorted_values[j - 1]), float(sorted_values[k - 1]), coverage)
+
+
+def bootstrap_medians(sorted_values: FloatArray, uniforms: FloatArray) -> FloatArray:
+    """Bootstrap replicates of the median, drawn from its exact resampling law."""
+    n = len(sorted_values)
+    # Outside m +- 10 sqrt(n) ranks the CDF is 0 or 1 to within 1e-20: evaluate the binomial
+    # tail only inside that window (a 20,000-sample group needs ~2,800 evaluations, not 20,000).
+    half_width = int(10 * np.sqrt(n)) + 10
+
+    def order_stat(m: int) -> FloatArray:
+        # P(resampled m-th order statistic <= x_(j)) = P(Bin(n, j/n) >= m).
+        ranks = np.arange(1, n + 1)
+        cdf = np.where(ranks < m, 0.0, 1.0)
+        window = slice(max(m - half_width, 1) - 1, min(m + half_width, n))
+        cdf[window] = sps.binom.sf(m - 1, n, ranks[window] / n)
+        cdf[-1] = 1.0
+        idx = np.minimum(np.searchsorted(cdf, uniforms, side="left"), n - 1)
+        return sorted_values[idx]
+
+    if n % 2:
+        return order_stat((n + 1) // 2)
+    return (order_stat(n // 2) + order_stat(n // 2 + 1)) / 2.0
+
+
+def ratio_ci(
+    numerator: FloatArray,
+    denominator: FloatArray,
+    seed: int = SEED,
+    draws: int = BOOTSTRAP_DRAWS,
+    level: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of median(numerator) / median(denominator) (sorted inputs)."""
+    if len(numerator) == 0 or len(denominator) == 0:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    num = bootstrap_medians(numerator, rng.random(draws))
+    den = bootstrap_medians(denominator, rng.random(draws))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = num / den
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) == 0:
+        return (np.nan, np.nan)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+def modified_z(values: FloatArray) -> FloatArray:
+    """Modified Z-scores 0.6745 * (x - median) / MAD (zeros when MAD == 0)."""
+    if len(values) == 0:
+        return np.zeros(0)
+    med = np.median(values)
+    mad = np.median(np.abs(values - med))
+    if mad == 0:
+        return np.zeros(len(values))
+    return np.asarray(0.6745 * (values - med) / mad, dtype=np.float64)
+
+
+def outlier_flags(frame: pd.DataFrame) -> pd.Series:
+    """Per-row outlier flag (measured rows only; False elsewhere), by modified Z-score."""
+    flags = pd.Series(False, index=frame.index, dtype=bool)
+    rows = measured(frame)
+    if rows.empty:
+        return flags
+    grouped = rows.groupby(list(_present_keys(rows)), sort=False, observed=True)["value"]
+    med = grouped.transform("median")
+    mad = (
+        (rows["value"] - med)
+        .abs()
+        .groupby([rows[k] for k in _present_keys(rows)], sort=False, observed=True)
+        .transform("median")
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = 0.6745 * (rows["value"] - med) / mad
+    flags.loc[rows.index] = (z.abs() > OUTLIER_Z).fillna(False).to_numpy(dtype=bool) & (
+        mad > 0
+    ).to_numpy(dtype=bool)
+    return flags
+
+
+def _present_keys(frame: pd.DataFrame) -> tuple[str, ...]:
+    return tuple(k for k in KEYS if k in frame.columns)
+
+
+def measured_mask(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Boolean mask of the rows :func:`measured` keeps (no copy of the frame)."""
+    values = frame["value"].to_numpy(dtype=float, na_value=np.nan)
+    ok = (frame["status"] == "ok").to_numpy(dtype=bool, na_value=False)
+    warm = frame["warmup"].to_numpy(dtype=bool, na_value=False)
+    mask: npt.NDArray[np.bool_] = ok & ~warm & np.isfinite(values)
+    return mask
+
+
+def group_samples(frame: pd.DataFrame) -> dict[tuple[str, ...], FloatArray]:
+    """Measured values per summary key, in run then repetition order.
+
+    Works on factorized codes and numpy sorts only: at a million rows, materializing
+    filtered or sorted copies of the string columns costs seconds.
+    """
+    if frame.empty:
+        return {}
+    mask = measured_mask(frame)
+    if not mask.any():
+        return {}
+    keys = _present_keys(frame)
+    codes, uniques = [], []
+    for key in keys:
+        code, unique = pd.factorize(frame[key], use_na_sentinel=False)
+        codes.append(code[mask])
+        uniques.append(np.asarray(unique, dtype=object))
+    run_code = pd.factorize(frame["run_id"], use_na_sentinel=False, sort=True)[0][mask]
+    repetition = frame["repetition"].to_numpy(dtype=np.int64, na_value=0)[mask]
+    values = frame["value"].to_numpy(dtype=np.float64, na_value=np.nan)[mask]
+    # lexsort: last key is primary -> group codes, then run, then repetition.
+    order = np.lexsort((repetition, run_code, *reversed(codes)))
+    sorted_codes = np.stack([c[order] for c in codes])
+    values = values[order]
+    change = np.flatnonzero(np.any(np.diff(sorted_codes, axis=1) != 0, axis=0)) + 1
+    starts = np.concatenate(([0], change))
+    ends = np.concatenate((change, [len(values)]))
+    groups: dict[tuple[str, ...], FloatArray] = {}
+    for begin, end in zip(starts, ends, strict=True):
+        group = tuple(str(uniques[i][sorted_codes[i, begin]]) for i in range(len(keys)))
+        groups[group] = values[begin:end]
+    return dict(sorted(groups.items()))
+
+
+def _as_tuple(key: Any) -> tuple[Any, ...]:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def describe(values: FloatArray, higher_is_better: bool, limits: Limits) -> dict[str, Any]:
+    """Descriptive statistics and stability warnings of one group (values in run order)."""
+    ordered = np.sort(values)
+    n = len(values)
+    median = float(np.median(ordered))
+    low, high, coverage = median_ci(ordered)
+    mean = float(np.mean(values))
+    std = float(np.std(values, ddof=1)) if n > 1 else np.nan
+    mad = float(np.median(np.abs(values - median)))
+    cv = std / abs(mean) if n > 1 and mean != 0 else np.nan
+    outliers = int(np.count_nonzero(np.abs(modified_z(values)) > OUTLIER_Z))
+    warnings: list[str] = []
+    if n < limits.min_samples:
+        warnings.append(f"only {n} sample{'s' if n != 1 else ''} (< {limits.min_samples})")
+    if np.isfinite(cv) and cv > limits.cv:
+        warnings.append(f"noisy: CV {cv:.0%} > {limits.cv:.0%}")
+    first = warmup_effect(values, higher_is_better)
+    if first is not None:
+        warnings.append(f"first repetition {first:.2f}x worse than the rest (warm-up effect?)")
+    if outliers:
+        warnings.append(f"{outliers} outlier{'s' if outliers != 1 else ''} (kept)")
+    return {
+        "n": n,
+        "median": median,
+        "ci_low": low,
+        "ci_high": high,
+        "ci_coverage": coverage,
+        "mean": mean,
+        "std": std,
+        "mad": mad,
+        "min": float(ordered[0]),
+        "max": float(ordered[-1]),
+        "cv": cv,
+        "outliers": outliers,
+        "warnings": warnings,
+    }
+
+
+def warmup_effect(values: FloatArray, higher_is_better: bool) -> float | None:
+    """How many times worse the first value is than the rest, when it stands out; else None."""
+    if len(values) < 3:
+        return None
+    first, rest = float(values[0]), values[1:]
+    med = float(np.median(rest))
+    if med == 0 or first == 0:
+        return None
+    worse = med / first if higher_is_better else first / med
+    if worse < 1 + WARMUP_EFFECT:
+        return None
+    mad = float(np.median(np.abs(rest - med)))
+    if mad > 0 and abs(0.6745 * (first - med) / mad) <= OUTLIER_Z:
+        return None
+    return worse
+
+
+def summarize(
+    frame: pd.DataFrame,
+    limits: Limits | None = None,
+    samples: Mapping[tuple[str, ...], FloatArray] | None = None,
+) -> pd.DataFrame:
+    """One row per host x scenario x backend x variant x metric with statistics + warnings."""
+    limits = limits or Limits()
+    units = _units(frame)
+    records = []
+    if samples is None:
+        samples = group_samples(frame)
+    for key, values in samples.items():
+        host, scenario, backend, variant, metric = key
+        hib = metrics.higher_is_better(metric)
+        row: dict[str, Any] = {
+            "host": host,
+            "scenario": scenario,
+            "backend": backend,
+            "variant": variant,
+            "metric": metric,
+            "unit": units.get(metric, ""),
+            "family": metrics.family(metric),
+            "higher_is_better": hib,
+        }
+        row.update(describe(values, hib, limits))
+        records.append(row)
+    summary = pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)
+    return summary
+
+
+SUMMARY_COLUMNS: Final = [
+    *KEYS[:4],
+    "metric",
+    "unit",
+    "family",
+    "higher_is_better",
+    "n",
+    "median",
+    "ci_low",
+    "ci_high",
+    "ci_coverage",
+    "mean",
+    "std",
+    "mad",
+    "min",
+    "max",
+    "cv",
+    "outliers",
+    "warnings",
+]
+
+
+def _units(frame: pd.DataFrame) -> dict[str, str]:
+    if frame.empty:
+        return {}
+    codes, names = pd.factorize(frame["metric"], use_na_sentinel=False)
+    _, first = np.unique(codes, return_index=True)
+    units = frame["unit"].to_numpy(dtype=object, na_value="")[first]
+    return {str(names[c]): str(u) for c, u in zip(codes[first], units, strict=True)}
+
+
+def overhead(
+    summary: pd.DataFrame,
+    samples: Mapping[tuple[str, ...], FloatArray],
+    seed: int = SEED,
+) -> pd.DataFrame:
+    """Ratio to native per non-native summary row: > 1 always means "costs more".
+
+    Cost metrics: backend / native. Throughput metrics (higher is better): native / backend.
+    ``difference`` is backend median minus native median, in the metric's unit.
+    """
+    columns = [*KEYS, "ratio", "ratio_low", "ratio_high", "difference", "native_median"]
+    if summary.empty:
+        return pd.DataFrame(columns=columns)
+    natives = summary[summary["backend"] == NATIVE]
+    native_by: dict[tuple[str, str, str], tuple[str, ...]] = {}
+    for row in natives.itertuples(index=False):
+        native_key = (str(row.host), str(row.scenario), str(row.metric))
+        # Prefer the canonical "host" variant when native has several.
+        if native_key not in native_by or row.variant == "host":
+            native_by[native_key] = (
+                str(row.host),
+                str(row.scenario),
+                NATIVE,
+                str(row.variant),
+                str(row.metric),
+            )
+    records = []
+    for row in summary[summary["backend"] != NATIVE].itertuples(index=False):
+        key = (
+            str(row.host),
+            str(row.scenario),
+            str(row.backend),
+            str(row.variant),
+            str(row.metric),
+        )
+        base_key = native_by.get((key[0], key[1], key[4]))
+        if base_key is None:
+            continue
+        mine, base = np.sort(samples[key]), np.sort(samples[base_key])
+        my_med, base_med = float(np.median(mine)), float(np.median(base))
+        if row.higher_is_better:
+            ratio = base_med / my_med if my_med else np.nan
+            low, high = ratio_ci(base, mine, seed)
+        else:
+            ratio = my_med / base_med if base_med else np.nan
+            low, high = ratio_ci(mine, base, seed)
+        records.append((*key, ratio, low, high, my_med - base_med, base_med))
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def run_warnings(environment: Mapping[str, Any]) -> list[str]:
+    """Health warnings recorded with a run (swap, throttling...), defensive about shape."""
+    found: list[str] = []
+    raw = environment.get("warnings")
+    if isinstance(raw, Sequence) and not isinstance(raw, str):
+        found.extend(str(w) for w in raw if w)
+    health = environment.get("health")
+    if isinstance(health, Mapping) and not found:
+        # Older or partial environment files: derive the warnings from the deltas themselves.
+        for name, label in (
+            ("swap_delta", "the host swapped"),
+            ("throttle_delta", "CPU throttled"),
+        ):
+            delta = health.get(name)
+            if isinstance(delta, Mapping) and any(
+                isinstance(v, int | float) and v > 0 for v in delta.values()
+            ):
+                found.append(f"{label} during the run: {dict(delta)}")
+    if environment.get("interrupted"):
+        found.append("the run was interrupted: some planned repetitions are missing")
+    return found
+
+
+def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Non-ok rows counted per host x scenario x backend x variant x status x reason."""
+    columns = ["host", "scenario", "backend", "variant", "status", "reason", "rows"]
+    bad = frame[frame["status"] != "ok"] if not frame.empty else frame
+    if bad.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["host", "scenario", "backend", "variant", "status", "reason"]
+    bad = bad.assign(reason=bad["reason"].astype("string").fillna(""))
+    counted = bad.groupby(keys, observed=True, dropna=False).size().reset_index(name="rows")
+    return counted.sort_values(["host", "scenario", "backend", "variant", "status"])
