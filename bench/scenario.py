@@ -27,6 +27,8 @@ from pydantic import (
     field_validator,
 )
 
+#: Fields that do not change what one sample measures, hence left out of Scenario.hash.
+NON_IDENTITY_FIELDS: Final = frozenset({"description", "repeat", "warmup", "timeout", "backends"})
 SUPPORTED_FORMAT_VERSIONS: Final = (1,)
 #: Backend names a scenario may list; kept in sync with bench.backends.REGISTRY by a test.
 KNOWN_BACKENDS: Final = ("native", "docker", "vagrant")
@@ -272,8 +274,16 @@ class Scenario(_Frozen):
 
     @property
     def hash(self) -> str:
-        """Content hash of the normalized scenario (12 hex digits of SHA-256)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of what one sample measures (12 hex digits of SHA-256).
+
+        It covers the name, format, workload, limits and backend options, normalized (defaults
+        filled in, key order irrelevant). How many samples are taken (repeat, warmup), the
+        timeout, the backend selection and the description are left out, so runs with
+        ``--repeat`` or a subset of backends stay comparable with ``isobench compare``.
+        """
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS), sort_keys=True
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def with_repeat(self, repeat: int) -> Scenario:
