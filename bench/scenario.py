@@ -282,7 +282,7 @@ class Scenario(_Frozen):
         ``--repeat`` or a subset of backends stay comparable with ``isobench compare``.
         """
         canonical = json.dumps(
-            self.model_dump(mode="json", exclude=NON_IDENTITY_FIELDS), sort_keys=True
+            self.model_dump(mode="json", exclude=set(NON_IDENTITY_FIELDS)), sort_keys=True
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

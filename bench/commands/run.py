@@ -6,17 +6,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bench import backends as registry
-from bench.backends.base import Availability, Backend
+from bench.backends.base import Availability
 from bench.paths import results_dir, scenarios_dir
-from bench.results import Sample
-from bench.runner import PlannedItem, execute_run, plan
-from bench.scenario_loader import ScenarioLoadError, load_scenarios
+
+if TYPE_CHECKING:  # pandas/pydantic are imported only when a run starts (fast --help)
+    from bench.backends.base import Backend
+    from bench.results import Sample
+    from bench.runner import PlannedItem
 
 HELP = "run scenarios on backends and record every sample"
 DESCRIPTION = """\
@@ -115,6 +117,9 @@ def _instantiate(names: Sequence[str]) -> tuple[dict[str, Backend], dict[str, Av
 
 def run(args: argparse.Namespace) -> int:
     """Validate scenarios, plan, run; print the run directory last on stdout."""
+    from bench.runner import execute_run, plan  # noqa: PLC0415 - heavy, only when running
+    from bench.scenario_loader import ScenarioLoadError, load_scenarios  # noqa: PLC0415
+
     known = registry.names()
     unknown = [n for n in args.backends or () if n not in known]
     if unknown:
