@@ -115,8 +115,8 @@ def _configure(tree: Path, log: Log) -> None:
     network = tree / "etc/systemd/network/10-eth.network"
     network.parent.mkdir(parents=True, exist_ok=True)
     network.write_text("[Match]\nName=eth* en*\n\n[Network]\nDHCP=yes\n")
-    subprocess.run([*chroot, "systemctl", "enable", "systemd-networkd"], check=False)
-    subprocess.run([*chroot, "systemctl", "enable", "ssh"], check=False)
+    for unit in ("systemd-networkd", "ssh"):
+        subprocess.run([*chroot, "systemctl", "enable", unit], check=False, capture_output=True)
     (tree / "etc/hostname").write_text("isobench-guest\n")
     (tree / "etc/fstab").write_text("/dev/vda / ext4 rw,relatime 0 1\n")
     (tree / "etc/machine-id").write_text("")
@@ -162,7 +162,16 @@ def ensure_rootfs(log: Log = print, force: bool = False) -> Path:
         work.rename(tree)
         marker.write_text(digest + "\n")
         log(f"rootfs ready: {tree}")
+        _remove_stale_trees(tree, log)
         return tree
+
+
+def _remove_stale_trees(current: Path, log: Log) -> None:
+    """Delete rootfs trees of older hashes (images and boxes built from them stay usable)."""
+    for stale in current.parent.glob("rootfs-*"):
+        if stale != current and stale.is_dir():
+            log(f"removing stale rootfs {stale.name}")
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def kernel_files(tree: Path) -> tuple[Path, Path]:
