@@ -19,8 +19,8 @@ command -v apt-get >/dev/null || die "only Debian/Ubuntu (apt-get) hosts are sup
 # 1. packages -------------------------------------------------------------------------------
 missing=()
 for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-        || missing+=("$pkg")
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
     step "installing ${missing[*]}"
@@ -89,11 +89,12 @@ for i in $(seq 60); do
     ((i < 60)) || die "libvirtd does not answer on qemu:///system (see /var/log/libvirt)"
     sleep 0.5
 done
-"${VIRSH[@]}" version | sed 's/^/    /'
+"${VIRSH[@]}" version | sed -e '/^ *$/d' -e 's/^/    /'
 
 # 4. the default NAT network (vagrant-libvirt creates its own management network itself) -------
-if "${VIRSH[@]}" net-info default >/dev/null 2>&1; then
-    if "${VIRSH[@]}" net-info default | grep -qE '^Active: +no'; then
+# (output captured first: `grep -q` closing the pipe early would trip pipefail)
+if net_info=$("${VIRSH[@]}" net-info default 2>/dev/null); then
+    if grep -qE '^Active: +no' <<<"$net_info"; then
         step "starting libvirt network 'default'"
         "${VIRSH[@]}" net-start default >/dev/null
     else
@@ -102,8 +103,9 @@ if "${VIRSH[@]}" net-info default >/dev/null 2>&1; then
 fi
 
 # 5. vagrant-libvirt plugin visible to vagrant -------------------------------------------------
-if vagrant plugin list 2>/dev/null | grep -q vagrant-libvirt; then
-    step "vagrant-libvirt plugin: $(vagrant plugin list 2>/dev/null | grep vagrant-libvirt)"
+plugins=$(vagrant plugin list 2>/dev/null || true)
+if grep -q vagrant-libvirt <<<"$plugins"; then
+    step "vagrant-libvirt plugin: $(grep vagrant-libvirt <<<"$plugins")"
 else
     die "vagrant does not list the vagrant-libvirt plugin (apt-get install vagrant-libvirt)"
 fi

@@ -1,0 +1,362 @@
+"""Vagrant VM backend: the same workloads inside a real VM (vagrant-libvirt, KVM or TCG).
+
+* ``startup``: a fresh VM per repetition, timed in phases (see :mod:`.vagrant_startup`).
+* ``syscall`` / ``disk`` / ``command`` / ``memory``: one VM per (scenario, variant), brought up
+  in :meth:`VagrantBackend.prepare` and reused by the repetitions; commands run over plain
+  ``ssh`` with the options ``vagrant ssh-config`` printed (never ``vagrant ssh``: ~3 s of Ruby
+  start-up per call), multiplexed over one master connection.
+* Every variant is labelled with the accelerator actually used (``accel=tcg,cpus=2,memory=1024``)
+  and each VM's QEMU command line is read back to confirm it.
+
+The runner treats this backend as a block (``interleave = False``): an idle emulated VM would
+otherwise steal CPU from native/docker measurements taken meanwhile.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import select
+import shlex
+import shutil
+import subprocess
+import time
+from typing import Any, Final
+
+import psutil
+
+from bench import accel as accel_mod
+from bench.backends.base import (
+    Availability,
+    BackendError,
+    BackendUnavailable,
+    Measurement,
+    Outcome,
+    Repetition,
+    RepetitionTimeout,
+    Variant,
+)
+from bench.backends.vagrant_startup import clock_offset, measure_startup
+from bench.backends.vagrant_vm import (
+    VIRSH,
+    VagrantVM,
+    VmSpec,
+    destroy_orphans,
+    qemu_accel_of,
+    run_quiet,
+)
+from bench.envbuild import box as box_mod
+from bench.scenario import Limits, MemoryWorkload, Scenario
+from bench.workloads import (
+    GUEST_PROBE,
+    Executor,
+    parse_keyvalues,
+    run_command,
+    run_disk,
+    run_syscall,
+)
+
+log = logging.getLogger(__name__)
+
+MIB: Final = 1024 * 1024
+#: fio's directory in the guest: on the virtio root disk (ext4), not tmpfs.
+GUEST_DISK_DIR: Final = "/var/tmp/isobench"
+#: Floor for `vagrant up` in prepare(): the first boot also uploads the box into the pool.
+UP_TIMEOUT_FLOOR: Final = 600.0
+PROVISION_HINT: Final = "isobench provision  (or: sudo scripts/provision-libvirt.sh)"
+
+
+def variant_label(accelerator: str, cpus: int, memory_bytes: int) -> Variant:
+    """The variant of one VM size under ``accelerator``."""
+    return Variant.of(accel=accelerator, cpus=str(cpus), memory=str(memory_bytes // MIB))
+
+
+def limits_prefix(limits: Limits) -> list[str]:
+    """argv prefix applying scenario limits inside the guest (a transient systemd scope)."""
+    props: list[str] = []
+    if limits.cpus is not None:
+        props += ["-p", f"CPUQuota={round(limits.cpus * 100)}%"]
+    if limits.memory is not None:
+        props += ["-p", f"MemoryMax={int(limits.memory)}", "-p", "MemorySwapMax=0"]
+    if not props:
+        return []
+    scope = ["sudo", "-n", "systemd-run", "--scope", "--quiet", "--uid=vagrant", "--gid=vagrant"]
+    return [*scope, *props, "--"]
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """``/proc/meminfo`` lines as bytes (``MemTotal: 1000 kB`` -> 1024000)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+):\s+(\d+)(?:\s+kB)?\s*", line)
+        if match:
+            value = int(match.group(2))
+            out[match.group(1)] = value * 1024 if line.rstrip().endswith("kB") else value
+    return out
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+class VagrantBackend:
+    """Workloads inside a Vagrant-managed VM (provider libvirt)."""
+
+    name = "vagrant"
+    interleave = False
+
+    def __init__(self) -> None:
+        self._accel: accel_mod.AccelInfo | None = None
+        self._vm: VagrantVM | None = None
+        self._vm_key: str | None = None
+        self._vm_facts: dict[str, str] = {}
+        self._orphans_checked = False
+        self._plugin_line: str | None = None
+
+    # --- discovery ----------------------------------------------------------------------------
+
+    def accelerator(self) -> accel_mod.AccelInfo:
+        """The accelerator VMs use here (detected once, cached per host boot on disk)."""
+        if self._accel is None:
+            self._accel = accel_mod.detect()
+        return self._accel
+
+    def _vagrant_libvirt_plugin(self) -> str:
+        if self._plugin_line is None:
+            out = run_quiet(["vagrant", "plugin", "list"], 120).stdout
+            self._plugin_line = next(
+                (ln.strip() for ln in out.splitlines() if "vagrant-libvirt" in ln), ""
+            )
+        return self._plugin_line
+
+    def availability(self) -> Availability:
+        """Vagrant + vagrant-libvirt + a reachable libvirtd + the isobench box."""
+        for tool in ("vagrant", "virsh", "qemu-system-x86_64", "ssh"):
+            if shutil.which(tool) is None:
+                return Availability(False, f"{tool} is not installed", PROVISION_HINT)
+        version = run_quiet([*VIRSH, "version"], 30)
+        if version.returncode != 0:
+            reason = "libvirtd not reachable at qemu:///system: " + _first_line(version.stderr)
+            return Availability(False, reason, PROVISION_HINT)
+        if not self._vagrant_libvirt_plugin():
+            return Availability(
+                False, "the vagrant-libvirt plugin is not installed", PROVISION_HINT
+            )
+        try:
+            name = box_mod.box_name()
+        except FileNotFoundError as exc:
+            return Availability(False, str(exc), PROVISION_HINT)
+        if not box_mod.box_installed(name):
+            return Availability(False, f"Vagrant box {name} is not built", "isobench env build")
+        return Availability(True)
+
+    def variants(self, scenario: Scenario) -> list[Variant]:
+        """One variant per VM size, labelled with the accelerator."""
+        accelerator = self.accelerator().accelerator
+        return [
+            variant_label(accelerator, size.cpus, int(size.memory))
+            for size in scenario.vagrant.sizes
+        ]
+
+    def _spec(self, variant: Variant) -> VmSpec:
+        box = box_mod.box_name()
+        if not box_mod.box_installed(box):
+            # Never let `vagrant up` look for a missing box in the online catalog.
+            msg = f"Vagrant box {box} is not built (run: isobench env build)"
+            raise BackendUnavailable(msg)
+        params = variant.params
+        return VmSpec(
+            box=box,
+            cpus=int(params.get("cpus", "2")),
+            memory_mb=int(params.get("memory", "1024")),
+            accel=params.get("accel", self.accelerator().accelerator),
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _clean_orphans(self) -> None:
+        if not self._orphans_checked:
+            self._orphans_checked = True
+            removed = destroy_orphans()
+            if removed:
+                log.warning("removed leftovers of an interrupted run: %s", ", ".join(removed))
+
+    def prepare(self, scenario: Scenario, variant: Variant) -> None:
+        """Destroy orphans; for non-startup workloads bring up the VM this pair reuses."""
+        self._clean_orphans()
+        if scenario.workload.kind == "startup":
+            self._destroy_vm()  # startup boots its own fresh VMs
+            return
+        # Keyed on the variant only: the runner tears down after each scenario x variant block,
+        # so a run gets a fresh VM per pair; a caller without teardowns may share one VM.
+        key = variant.label
+        if self._vm is not None and self._vm_key == key:
+            return
+        self._destroy_vm()
+        vm = VagrantVM(self._spec(variant))
+        self._vm, self._vm_key = vm, key
+        try:
+            up = vm.vagrant(
+                "up", "--provider=libvirt", timeout=max(scenario.timeout, UP_TIMEOUT_FLOOR)
+            )
+            vm.load_ssh_config()
+            self._vm_facts = self._inspect(vm, up)
+        except BaseException:
+            self._destroy_vm()
+            raise
+
+    def _inspect(self, vm: VagrantVM, up_seconds: float) -> dict[str, str]:
+        """Facts about a VM that just came up; also creates the guest's fio directory."""
+        setup = vm.execute(
+            ["sudo", "-n", "install", "-d", "-o", "vagrant", "-m", "0755", GUEST_DISK_DIR], 60
+        )
+        if setup.returncode != 0:
+            msg = f"cannot create {GUEST_DISK_DIR} in the guest: {setup.stderr.strip()}"
+            raise BackendError(msg)
+        walls = [vm.execute(["true"], 30).wall for _ in range(3)]
+        offset, uncertainty = clock_offset(vm)
+        info = self.accelerator()
+        return {
+            "vm_name": vm.name,
+            "guest_kernel": vm.execute(["uname", "-r"], 30).stdout.strip(),
+            "accelerator": info.accelerator,
+            "accelerator_forced": str(info.forced).lower(),
+            "qemu_accel": qemu_accel_of(vm.qemu_pid()),
+            "vagrant_up_s": f"{up_seconds:.3f}",
+            "ssh_exec_overhead_s": f"{min(walls):.4f}",
+            "clock_offset_s": f"{offset:.6f}",
+            "clock_offset_uncertainty_s": f"{uncertainty:.6f}",
+        }
+
+    def run(self, repetition: Repetition) -> Outcome:
+        """One repetition: a fresh VM for startup, the prepared VM otherwise."""
+        scenario, workload = repetition.scenario, repetition.scenario.workload
+        if workload.kind == "startup":
+            self._clean_orphans()
+            fresh = VagrantVM(self._spec(repetition.variant))
+            outcome = measure_startup(fresh, repetition.timeout, log.info)
+            return self._with_facts(outcome, {})
+        if self._vm is None or self._vm_key != repetition.variant.label:
+            self.prepare(scenario, repetition.variant)
+        vm = self._vm
+        assert vm is not None
+        prefix = limits_prefix(scenario.limits)
+        execute: Executor = functools.partial(vm.execute, prefix=prefix)
+        timeout = repetition.timeout
+        if workload.kind == "syscall":
+            outcome = run_syscall(execute, GUEST_PROBE, workload, timeout)
+        elif workload.kind == "disk":
+            outcome = run_disk(execute, workload, GUEST_DISK_DIR, timeout)
+        elif workload.kind == "command":
+            outcome = run_command(execute, workload, timeout)
+        else:
+            outcome = measure_memory(vm, workload, prefix, timeout)
+        return self._with_facts(outcome, self._vm_facts)
+
+    def _with_facts(self, outcome: Outcome, extra: dict[str, str]) -> Outcome:
+        info = self.accelerator()
+        facts = {"accelerator": info.accelerator, **extra, **outcome.facts}
+        return Outcome(outcome.measurements, facts)
+
+    def _destroy_vm(self) -> None:
+        vm, self._vm, self._vm_key, self._vm_facts = self._vm, None, None, {}
+        if vm is not None:
+            try:
+                vm.destroy()
+            except BackendError as exc:
+                log.warning("destroying %s: %s", vm.name, exc)
+
+    def teardown(self) -> None:
+        """Destroy the VM this backend holds (idempotent; also on Ctrl-C)."""
+        self._destroy_vm()
+
+    # --- environment.json ---------------------------------------------------------------------
+
+    def environment(self) -> dict[str, Any]:
+        """Accelerator evidence and the versions of every layer of the VM stack."""
+        info = self.accelerator()
+        qemu = run_quiet(["qemu-system-x86_64", "--version"], 30).stdout
+        virsh = run_quiet([*VIRSH, "version"], 30).stdout
+        libvirt = re.search(r"Using library: libvirt (\S+)", virsh)
+        hypervisor = re.search(r"Running hypervisor: QEMU (\S+)", virsh)
+        try:
+            box: str | None = box_mod.box_name()
+        except FileNotFoundError:
+            box = None
+        return {
+            "accelerator": info.accelerator,
+            "accelerator_reason": info.reason,
+            "accelerator_forced": info.forced,
+            "kvm_device": info.kvm_device,
+            "kvm_pvm": info.kvm_pvm,
+            "host_virtualized": info.host_virtualized,
+            "nested": info.host_virtualized,
+            "vagrant": _first_line(run_quiet(["vagrant", "--version"], 60).stdout),
+            "vagrant_libvirt": self._vagrant_libvirt_plugin(),
+            "libvirt": libvirt.group(1) if libvirt else None,
+            "qemu": _first_line(qemu),
+            "qemu_libvirt_hypervisor": hypervisor.group(1) if hypervisor else None,
+            "box": box,
+            "box_hash": box.rsplit("-", 1)[-1] if box else None,
+            "box_kernel_cmdline": box_mod.KERNEL_CMDLINE,
+        }
+
+
+def measure_memory(
+    vm: VagrantVM, workload: MemoryWorkload, prefix: list[str], timeout: float
+) -> Outcome:
+    """Run ``probe idle`` in the guest; while it idles, measure the QEMU process on the host."""
+    pid = vm.qemu_pid()
+    if pid is None:
+        msg = f"no QEMU process found for domain {vm.domain}"
+        raise BackendError(msg)
+    probe = [*prefix, GUEST_PROBE, "idle", str(int(workload.alloc)), f"{workload.idle:g}"]
+    # Print the guest's /proc/meminfo right after the probe's "ready" line, i.e. while it idles.
+    pipeline = f'{" ".join(probe)} | {{ IFS= read -r l; echo "$l"; cat /proc/meminfo; cat; }}'
+    argv = vm.ssh_argv(f"timeout -k 5 {timeout:g} sh -c {shlex.quote(pipeline)}")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout + 20
+    buf, sampled = b"", None
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                msg = f"memory probe in the VM did not finish within {timeout:g} s"
+                raise RepetitionTimeout(msg)
+            if not select.select([proc.stdout], [], [], remaining)[0]:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            if sampled is None and b"ready_ns=" in buf:
+                sampled = psutil.Process(pid).memory_full_info()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+    text = buf.decode(errors="replace")
+    if proc.returncode != 0 or sampled is None:
+        msg = f"memory probe in the VM failed (exit {proc.returncode}): {text[-300:]!r}"
+        raise BackendError(msg)
+    kv, meminfo = parse_keyvalues(text), parse_meminfo(text)
+    try:
+        measurements = [
+            Measurement("memory.overhead", float(sampled.pss)),
+            Measurement("memory.vmm_pss", float(sampled.pss)),
+            Measurement("memory.vmm_rss", float(sampled.rss), "B"),
+            Measurement("memory.guest_total", float(meminfo["MemTotal"])),
+            Measurement("memory.guest_available", float(meminfo["MemAvailable"])),
+            Measurement("memory.workload_peak", float(kv["peak_rss"])),
+        ]
+    except (KeyError, ValueError) as exc:
+        msg = f"unparseable memory probe output: {text[-300:]!r}"
+        raise BackendError(msg) from exc
+    return Outcome(measurements, {"qemu_pid_sampled": str(pid)})
+
+
+__all__ = ["VagrantBackend", "limits_prefix", "parse_meminfo", "variant_label"]
