@@ -21,7 +21,7 @@ from typing import Final
 from bench.paths import cache_dir
 from bench.workloads import GUEST_PROBE, build_probe, probe_hash
 
-RECIPE_VERSION: Final = 1
+RECIPE_VERSION: Final = 2
 SUITE: Final = "bookworm"
 #: Workload tools + what a VM needs to boot to SSH (kernel, systemd, sshd, sudo, networkd).
 PACKAGES: Final = (
@@ -118,6 +118,10 @@ def _configure(tree: Path, log: Log) -> None:
     for unit in ("systemd-networkd", "ssh"):
         subprocess.run([*chroot, "systemctl", "enable", unit], check=False, capture_output=True)
     (tree / "etc/hostname").write_text("isobench-guest\n")
+    # Without this, every sudo in the guest does a failing name lookup of its own hostname.
+    (tree / "etc/hosts").write_text(
+        "127.0.0.1\tlocalhost\n127.0.1.1\tisobench-guest\n::1\tlocalhost ip6-localhost\n"
+    )
     (tree / "etc/fstab").write_text("/dev/vda / ext4 rw,relatime 0 1\n")
     (tree / "etc/machine-id").write_text("")
     # Regenerated host keys per build would make the hash lie about content; generate once here.

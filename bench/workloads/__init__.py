@@ -155,9 +155,10 @@ def run_syscall(
 # --- disk (fio) -------------------------------------------------------------------------------
 
 _FIO_JOBS: Final = (
-    # name, rw, block size, time-based
-    ("seq_write", "write", "1M", False),
-    ("seq_read", "read", "1M", False),
+    # name, rw, block size, time-based. Every job is time-based: a single pass over a small
+    # file lasts tens of milliseconds, which fio's millisecond clock cannot resolve.
+    ("seq_write", "write", "1M", True),
+    ("seq_read", "read", "1M", True),
     ("rand_read", "randread", "4k", True),
     ("rand_write", "randwrite", "4k", True),
     ("fsync", "write", "4k", True),

@@ -32,7 +32,7 @@ def test_shipped_scenarios_are_sized_for_a_short_default_run():
         assert s.repeat + s.warmup <= 6, item.path
         workload = s.workload.model_dump()
         assert workload.get("null_calls", 0) <= 1_000_000
-        assert workload.get("file_size", 0) <= 64 * 1024**2
+        assert workload.get("file_size", 0) <= 256 * 1024**2
 
 
 def test_readme_documents_every_field_of_every_model():
