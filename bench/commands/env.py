@@ -71,15 +71,16 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_status(_args: argparse.Namespace) -> int:
-    """Print the content hashes and where the built artifacts are."""
-    from bench.envbuild import rootfs  # noqa: PLC0415
+    """Print the content hashes, whether each artifact is built, and the tools found."""
+    from bench.envbuild import box, rootfs  # noqa: PLC0415
 
     digest = rootfs.rootfs_hash()
     tree = rootfs.rootfs_path(digest)
     built = (tree / ".isobench-complete").exists()
-    print(f"rootfs   {digest}  {'built' if built else 'missing'}  {tree}")
-    print(f"image    isobench/debian12:{digest}")
-    print(f"box      isobench/debian12-{digest}")
+    print(f"rootfs   {'built  ' if built else 'missing'}  {tree}")
+    print(f"image    isobench/debian12:{digest}  (check: docker image inspect)")
+    name = box.box_name()
+    print(f"box      {'built  ' if box.box_installed(name) else 'missing'}  {name}")
     for tool in ("debootstrap", "docker", "vagrant", "virsh"):
         print(f"{tool:<12} {shutil.which(tool) or 'not installed'}")
     return 0
