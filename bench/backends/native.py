@@ -334,10 +334,9 @@ class NativeBackend:
         """PSS of the idling probe (native: the environment *is* the process) and its peak.
 
         The peak is the kernel's VmHWM read while the probe idles, after it has touched
-        all its memory. The probe's own ``peak_rss`` (getrusage ru_maxrss) is kept as a fact
-        only: Linux carries ru_maxrss across execve(), so it includes the RSS of whatever
-        forked the probe (here a Python interpreter; in a container runc init), which would
-        make the figure depend on the launcher rather than on the workload.
+        all its memory (the same VmHWM the probe itself prints as ``peak_rss``, kept as a
+        cross-check fact). ``maxrss_rusage`` is not used: Linux carries ru_maxrss across
+        execve(), so it would include whatever forked the probe.
         """
         deadline = time.monotonic() + timeout
         argv = [str(self._probe), "idle", str(int(workload.alloc)), f"{workload.idle:g}"]
@@ -366,7 +365,8 @@ class NativeBackend:
             "kernel": kv.get("kernel", ""),
             "idle_rss_bytes": str(info.rss),
             "idle_uss_bytes": str(info.uss),
-            "probe_ru_maxrss_bytes": kv.get("peak_rss", ""),
+            "probe_peak_rss_bytes": kv.get("peak_rss", ""),
+            "probe_ru_maxrss_bytes": kv.get("maxrss_rusage", ""),
         }
         return Outcome(
             [
