@@ -126,12 +126,16 @@ def probe_boot(
                 done.set()
         done.set()
 
-    threading.Thread(target=reader, daemon=True).start()
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
     done.wait(timeout)
     elapsed = time.monotonic() - start
     if proc.poll() is None:
         proc.kill()
     proc.wait(5)
+    thread.join(5)  # the pipe hits EOF once QEMU is dead
+    if proc.stdout is not None:
+        proc.stdout.close()
     console = "".join(chunks)
     if boot_reached_init(console):
         return ProbeResult(True, elapsed, f"guest kernel reached init in {elapsed:.1f} s")

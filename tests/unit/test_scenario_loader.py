@@ -310,7 +310,8 @@ def test_recursive_alias_is_rejected(tmp_path):
 
 def test_deep_nesting_is_rejected_before_composing(tmp_path):
     [error] = errors_of(tmp_path, "x: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert "nesting deeper than" in error.message
+    # our own depth check, or libyaml's (newer PyYAML builds stop at 1000 levels themselves)
+    assert "nesting deeper than" in error.message or "maximum nesting depth" in error.message
     assert error.line == 1
 
 
