@@ -42,31 +42,31 @@ def _log(message: str) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     """Build rootfs, then the Docker image and the Vagrant box where the host can."""
-    from bench.envbuild import rootfs  # noqa: PLC0415 - keep CLI start-up light
+    import importlib  # noqa: PLC0415 - keep CLI start-up light
+
+    from bench.envbuild import rootfs  # noqa: PLC0415
 
     parts = set(args.only or ["rootfs", "image", "box"])
-    failures = 0
     try:
         rootfs.ensure_rootfs(_log, force=args.force)
     except Exception as exc:
         print(f"[env] rootfs build failed: {exc}", file=sys.stderr)
         return 1
-    if "image" in parts:
+    failures = 0
+    # part -> (module, builder, what it is called in messages)
+    builders = {
+        "image": ("bench.envbuild.image", "ensure_image", "docker image"),
+        "box": ("bench.envbuild.box", "ensure_box", "vagrant box"),
+    }
+    for part, (module, function, label) in builders.items():
+        if part not in parts:
+            continue
         try:
-            from bench.envbuild.image import ensure_image  # noqa: PLC0415
-
-            _log(f"docker image: {ensure_image(_log)}")
-        except Exception as exc:
+            built = getattr(importlib.import_module(module), function)(_log)
+            _log(f"{label}: {built}")
+        except Exception as exc:  # one failed part must not hide the others
             failures += 1
-            print(f"[env] docker image not built: {exc}", file=sys.stderr)
-    if "box" in parts:
-        try:
-            from bench.envbuild.box import ensure_box  # noqa: PLC0415
-
-            _log(f"vagrant box: {ensure_box(_log)}")
-        except Exception as exc:
-            failures += 1
-            print(f"[env] vagrant box not built: {exc}", file=sys.stderr)
+            print(f"[env] {label} not built: {exc}", file=sys.stderr)
     return 1 if failures else 0
 
 
