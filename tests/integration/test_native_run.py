@@ -135,3 +135,19 @@ def test_memory_limit_is_enforced_by_a_cgroup(tmp_path: Path) -> None:
     limits = env["observed"]["native"]["host"]["limits"]
     assert limits.startswith("NOT applied"), limits  # ran to completion: only if unenforced
     assert any("limits" in w for w in env["warnings"])
+
+
+def test_hung_workload_becomes_a_timeout_row_and_is_killed(tmp_path: Path) -> None:
+    body = 'workload: {kind: command, command: [sleep, "300"]}\ntimeout: 1\n'
+    started = time.monotonic()
+    df = run_native(tmp_path, body, repeat=1)
+    assert time.monotonic() - started < 60
+    rows = df[~df["warmup"]]
+    assert list(rows["status"]) == ["timeout"]
+    assert "timeout" in rows["reason"].iloc[0]
+    leftovers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [])[:2] == ["sleep", "300"]
+    ]
+    assert leftovers == []
