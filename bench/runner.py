@@ -1,30 +1,17 @@
-"""The runner: plan scenario x backend x variant x repetition, then execute it, one at a time.
+"""The runner: execute a plan one repetition at a time, every outcome becoming rows.
 
-:func:`plan` is pure: it fixes the execution order. Per scenario, warmup rounds come first,
-then measured rounds; within a round every interleavable (backend, variant) pair runs once,
-in an order rotated by one each round, so slow drift of the host (page cache, thermals,
-background jobs) spreads over all backends instead of biasing the one that ran last.
-Backends with ``interleave = False`` (a VM left idle would perturb the others) run their
-rounds as one block afterwards, prepared just before and torn down just after.
-
-Repetition numbering: warmups and measured repetitions are counted *separately*
-(warmups ``0..warmup-1`` with ``warmup=True``, measured ``0..repeat-1`` with
-``warmup=False``), so measured repetition ``i`` means the same thing whatever the warmup count.
-
-:class:`Runner` executes a plan: nothing runs in parallel; every outcome becomes rows,
-including failures (``failed``), timeouts (``timeout``) and unprepared pairs (``skipped``).
+Nothing runs in parallel; every outcome becomes rows, including failures (``failed``),
+timeouts (``timeout``) and unprepared pairs (``skipped``). The execution order comes from
+:func:`bench.plan.plan` (re-exported here); run-directory files and signal handling live in
+:mod:`bench.runner_io`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
-import signal
-import threading
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +24,19 @@ from bench.backends.base import (
     Outcome,
     Repetition,
     RepetitionTimeout,
-    Variant,
 )
 from bench.metrics import lookup
+from bench.plan import PlannedItem, Unit, interleaves, plan
 from bench.results import SCHEMA_VERSION, RunWriter, Sample, Status, new_run_id
-from bench.scenario import Scenario
+from bench.runner_io import (
+    WatchdogExpired,
+    append_log,
+    copy_scenarios,
+    record_facts,
+    shielded,
+    sigterm_as_interrupt,
+    watchdog,
+)
 from bench.scenario_loader import LoadedScenario
 from bench.sysinfo import (
     backend_environment,
@@ -50,69 +45,23 @@ from bench.sysinfo import (
     health_snapshot,
     host_info,
     host_warnings,
-    scenario_environment,
 )
 from bench.workloads import CONTRACT
 
-Unit = tuple[str, str]  # (backend name, variant label)
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedItem:
-    """One repetition to run: scenario x backend x variant x (warmup, index)."""
-
-    scenario: Scenario
-    backend: str
-    variant: Variant
-    index: int
-    warmup: bool
-
-    @property
-    def unit(self) -> Unit:
-        """The (backend, variant label) pair this item belongs to."""
-        return (self.backend, self.variant.label)
-
-    def describe(self) -> str:
-        """Human label such as ``syscall native/host rep 2/5``."""
-        total = self.scenario.warmup if self.warmup else self.scenario.repeat
-        kind = "warmup" if self.warmup else "rep"
-        return (
-            f"{self.scenario.name} {self.backend}/{self.variant.label} "
-            f"{kind} {self.index + 1}/{total}"
-        )
-
-
-def interleaves(backend: Backend) -> bool:
-    """Whether ``backend`` may alternate with others (attribute ``interleave``, default True)."""
-    return bool(getattr(backend, "interleave", True))
-
-
-def plan(
-    scenarios: Sequence[Scenario],
-    backends: Mapping[str, Backend],
-    repeat_override: int | None = None,
-) -> list[PlannedItem]:
-    """Every repetition to run, in execution order (``backends``: the available ones)."""
-    items: list[PlannedItem] = []
-    for original in scenarios:
-        scenario = original.with_repeat(repeat_override) if repeat_override else original
-        pairs = [
-            (name, variant)
-            for name, backend in backends.items()
-            if name in scenario.backends
-            for variant in backend.variants(scenario)
-        ]
-        rounds = [(True, i) for i in range(scenario.warmup)]
-        rounds += [(False, i) for i in range(scenario.repeat)]
-        mixed = [p for p in pairs if interleaves(backends[p[0]])]
-        blocks = [p for p in pairs if not interleaves(backends[p[0]])]
-        for number, (warmup, index) in enumerate(rounds):
-            shift = number % len(mixed) if mixed else 0
-            for name, variant in mixed[shift:] + mixed[:shift]:
-                items.append(PlannedItem(scenario, name, variant, index, warmup))
-        for name, variant in blocks:
-            items += [PlannedItem(scenario, name, variant, i, w) for w, i in rounds]
-    return items
+__all__ = [
+    "NullProgress",
+    "PlannedItem",
+    "ProgressSink",
+    "RunResult",
+    "Runner",
+    "Unit",
+    "WatchdogExpired",
+    "execute_run",
+    "interleaves",
+    "plan",
+    "sigterm_as_interrupt",
+    "watchdog",
+]
 
 
 class ProgressSink(Protocol):
@@ -141,32 +90,6 @@ class NullProgress:
         """Ignore."""
 
 
-class WatchdogExpired(BaseException):
-    """A backend ignored the repetition timeout; the runner interrupted it.
-
-    A BaseException so that a backend's ``except Exception`` cannot swallow it.
-    """
-
-
-@contextmanager
-def watchdog(seconds: float) -> Iterator[None]:
-    """Raise :class:`WatchdogExpired` in this (main) thread after ``seconds`` (SIGALRM)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals only reach the main thread; backends must honour timeouts there
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise WatchdogExpired
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 @dataclass
 class Runner:
     """Executes a plan into a :class:`RunWriter`, strictly one repetition at a time."""
@@ -187,9 +110,7 @@ class Runner:
 
     def log(self, text: str) -> None:
         """Append a line to ``runner.log`` (tracebacks go here, not to the user)."""
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-        with (self.run_dir / "runner.log").open("a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} {text.rstrip()}\n")
+        append_log(self.run_dir, text)
 
     def _sample(
         self,
@@ -244,32 +165,6 @@ class Runner:
         missing = [m for m in contract if m not in seen]
         rows += self._bad_rows(item, "failed", "backend did not report this metric", missing)
         return rows
-
-    def _record_facts(self, item: PlannedItem, facts: Mapping[str, str]) -> None:
-        if not facts:
-            return
-        record = {
-            "backend": item.backend,
-            "variant": item.variant.label,
-            "scenario": item.scenario.name,
-            "repetition": item.index,
-            "warmup": item.warmup,
-            "facts": dict(facts),
-        }
-        with (self.run_dir / "facts.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
-        seen = self.observed.setdefault(item.backend, {}).setdefault(item.variant.label, {})
-        for key, value in facts.items():
-            if key == "warning":
-                text = f"{item.backend}/{item.variant.label}: {value}"
-                if text not in self.warnings:
-                    self.warnings.append(text)
-            previous = seen.get(key)
-            if previous is None or previous == value:
-                seen[key] = value
-            else:  # the fact changed between repetitions: keep every distinct value
-                values = previous if isinstance(previous, list) else [previous]
-                seen[key] = values if value in values else [*values, value]
 
     # -- execution --------------------------------------------------------------------------
 
@@ -365,7 +260,7 @@ class Runner:
             rows = self._bad_rows(item, "failed", f"{type(exc).__name__}: {_describe(exc)}")
         else:
             rows = self._good_rows(item, outcome)
-            self._record_facts(item, outcome.facts)
+            record_facts(self.run_dir, item, outcome.facts, self.observed, self.warnings)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         self.progress.end(item, rows)
@@ -373,23 +268,6 @@ class Runner:
 
 def _describe(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # -- one whole run: directory, environment.json, health checks ---------------------------------
@@ -403,37 +281,6 @@ class RunResult:
     run_dir: Path
     interrupted: bool
     samples: int
-
-
-def _copy_scenarios(
-    loaded: Sequence[LoadedScenario], items: Sequence[PlannedItem], run_dir: Path
-) -> dict[str, Any]:
-    """Copy scenario files into ``run_dir/scenarios``; their environment.json block."""
-    planned = {item.scenario.name: item.scenario for item in items}
-    target = run_dir / "scenarios"
-    target.mkdir(parents=True, exist_ok=True)
-    block: dict[str, Any] = {}
-    for number, entry in enumerate(loaded):
-        copy = target / entry.path.name
-        if copy.exists():  # the same file name from two directories
-            copy = target / f"{number}-{entry.path.name}"
-        copy.write_text(entry.text, encoding="utf-8")
-        scenario = planned.get(entry.scenario.name, entry.scenario)  # with --repeat applied
-        block[scenario.name] = scenario_environment(scenario, copy.relative_to(run_dir), entry.path)
-    return block
-
-
-@contextmanager
-def _shielded() -> Iterator[None]:
-    """Ignore further Ctrl-C while results are being consolidated."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def execute_run(
@@ -459,7 +306,7 @@ def execute_run(
         "interrupted": False,
         "harness": harness_info(),
         "host": host,
-        "scenarios": _copy_scenarios(loaded, items, run_dir),
+        "scenarios": copy_scenarios(loaded, items, run_dir),
         "backends": {
             name: {"available": a.ok, "reason": a.reason, "hint": a.hint}
             for name, a in availability.items()
@@ -480,7 +327,7 @@ def execute_run(
         interrupted = True
         runner.log("interrupted (Ctrl-C or SIGTERM); measured samples are kept")
     finally:
-        with _shielded():
+        with shielded():
             writer.close()
             health, health_warnings = health_report(before, health_snapshot())
             environment.update(

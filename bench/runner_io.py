@@ -1,0 +1,136 @@
+"""The runner's I/O edge: run-directory files (runner.log, facts.jsonl, scenarios/) and signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.plan import PlannedItem
+from bench.scenario_loader import LoadedScenario
+from bench.sysinfo import scenario_environment
+
+# -- run-directory files ------------------------------------------------------------------------
+
+
+def append_log(run_dir: Path, text: str) -> None:
+    """Append a line to ``runner.log`` (tracebacks go here, not to the user)."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    with (run_dir / "runner.log").open("a", encoding="utf-8") as fh:
+        fh.write(f"{stamp} {text.rstrip()}\n")
+
+
+def record_facts(
+    run_dir: Path,
+    item: PlannedItem,
+    facts: Mapping[str, str],
+    observed: dict[str, dict[str, dict[str, Any]]],
+    warnings: list[str],
+) -> None:
+    """Append ``facts`` to ``facts.jsonl``; merge them into ``observed`` and ``warnings``."""
+    if not facts:
+        return
+    record = {
+        "backend": item.backend,
+        "variant": item.variant.label,
+        "scenario": item.scenario.name,
+        "repetition": item.index,
+        "warmup": item.warmup,
+        "facts": dict(facts),
+    }
+    with (run_dir / "facts.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+    seen = observed.setdefault(item.backend, {}).setdefault(item.variant.label, {})
+    for key, value in facts.items():
+        if key == "warning":
+            text = f"{item.backend}/{item.variant.label}: {value}"
+            if text not in warnings:
+                warnings.append(text)
+        previous = seen.get(key)
+        if previous is None or previous == value:
+            seen[key] = value
+        else:  # the fact changed between repetitions: keep every distinct value
+            values = previous if isinstance(previous, list) else [previous]
+            seen[key] = values if value in values else [*values, value]
+
+
+def copy_scenarios(
+    loaded: Sequence[LoadedScenario], items: Sequence[PlannedItem], run_dir: Path
+) -> dict[str, Any]:
+    """Copy scenario files into ``run_dir/scenarios``; their environment.json block."""
+    planned = {item.scenario.name: item.scenario for item in items}
+    target = run_dir / "scenarios"
+    target.mkdir(parents=True, exist_ok=True)
+    block: dict[str, Any] = {}
+    for number, entry in enumerate(loaded):
+        copy = target / entry.path.name
+        if copy.exists():  # the same file name from two directories
+            copy = target / f"{number}-{entry.path.name}"
+        copy.write_text(entry.text, encoding="utf-8")
+        scenario = planned.get(entry.scenario.name, entry.scenario)  # with --repeat applied
+        block[scenario.name] = scenario_environment(scenario, copy.relative_to(run_dir), entry.path)
+    return block
+
+
+# -- signals ------------------------------------------------------------------------------------
+
+
+class WatchdogExpired(BaseException):
+    """A backend ignored the repetition timeout; the runner interrupted it.
+
+    A BaseException so that a backend's ``except Exception`` cannot swallow it.
+    """
+
+
+@contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Raise :class:`WatchdogExpired` in this (main) thread after ``seconds`` (SIGALRM)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only reach the main thread; backends must honour timeouts there
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise WatchdogExpired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Ignore further Ctrl-C while results are being consolidated."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
