@@ -68,6 +68,11 @@ CATALOG: Final[dict[str, Metric]] = {
         _m("command.user", "s", False, "user CPU time of a generic command"),
         _m("command.sys", "s", False, "system CPU time of a generic command"),
         _m("command.max_rss", "B", False, "max RSS of a generic command (/usr/bin/time)"),
+        _m("command.events_rate", "events/s", True, "sysbench events per second"),
+        _m("command.latency_min", "s", False, "sysbench minimum event latency"),
+        _m("command.latency_avg", "s", False, "sysbench mean event latency"),
+        _m("command.latency_max", "s", False, "sysbench maximum event latency"),
+        _m("command.latency_p95", "s", False, "sysbench 95th percentile event latency"),
     )
 }
 
@@ -82,7 +87,14 @@ def family(name: str) -> str:
     return name.split(".", 1)[0]
 
 
+#: Name endings of throughput metrics outside the catalog (e.g. ``command.<job>.read_bw``
+#: from the generic fio parser): more is better.
+THROUGHPUT_SUFFIXES: Final = ("_rate", "_bw", "_iops")
+
+
 def higher_is_better(name: str) -> bool:
-    """Direction of ``name``; unknown metrics are treated as costs (lower is better)."""
+    """Direction of ``name``: the catalog's, else throughput by name, else a cost."""
     metric = CATALOG.get(name)
-    return metric.higher_is_better if metric else False
+    if metric is not None:
+        return metric.higher_is_better
+    return name.endswith(THROUGHPUT_SUFFIXES)
