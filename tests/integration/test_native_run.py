@@ -138,7 +138,8 @@ def test_memory_limit_is_enforced_by_a_cgroup(tmp_path: Path) -> None:
 
 
 def test_hung_workload_becomes_a_timeout_row_and_is_killed(tmp_path: Path) -> None:
-    body = 'workload: {kind: command, command: [sleep, "300"]}\ntimeout: 1\n'
+    # An unusual duration, so that no unrelated `sleep` on the host is mistaken for ours.
+    body = 'workload: {kind: command, command: [sleep, "3141.59"]}\ntimeout: 1\n'
     started = time.monotonic()
     df = run_native(tmp_path, body, repeat=1)
     assert time.monotonic() - started < 60
@@ -148,6 +149,6 @@ def test_hung_workload_becomes_a_timeout_row_and_is_killed(tmp_path: Path) -> No
     leftovers = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [])[:2] == ["sleep", "300"]
+        if (p.info["cmdline"] or [])[:2] == ["sleep", "3141.59"]
     ]
     assert leftovers == []
