@@ -110,13 +110,16 @@ def test_command_parsers_and_a_timeout_row(tmp_path: Path) -> None:
     assert ((wall >= 0.15) & (wall < 2.0)).all()
     assert (ok_values(df, "command.max_rss") > 0).all()
 
-    hung = "workload: {kind: command, command: [sleep, '30']}\ntimeout: 0.5\n"
+    # An unusual duration, so that no unrelated `sleep` on the host is mistaken for ours.
+    hung = "workload: {kind: command, command: [sleep, '3141.59']}\ntimeout: 0.5\n"
     started = time.monotonic()
     df = run_native(tmp_path / "b", hung, name="hung", repeat=1)
     assert time.monotonic() - started < 20
     assert set(df["status"]) == {"timeout"}
     assert "within the 0.5 s timeout" in df["reason"].iloc[0]
-    sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "30"]]
+    sleepers = [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "3141.59"]
+    ]
     assert sleepers == []  # the whole process group was killed
 
 
@@ -135,20 +138,3 @@ def test_memory_limit_is_enforced_by_a_cgroup(tmp_path: Path) -> None:
     limits = env["observed"]["native"]["host"]["limits"]
     assert limits.startswith("NOT applied"), limits  # ran to completion: only if unenforced
     assert any("limits" in w for w in env["warnings"])
-
-
-def test_hung_workload_becomes_a_timeout_row_and_is_killed(tmp_path: Path) -> None:
-    # An unusual duration, so that no unrelated `sleep` on the host is mistaken for ours.
-    body = 'workload: {kind: command, command: [sleep, "3141.59"]}\ntimeout: 1\n'
-    started = time.monotonic()
-    df = run_native(tmp_path, body, repeat=1)
-    assert time.monotonic() - started < 60
-    rows = df[~df["warmup"]]
-    assert list(rows["status"]) == ["timeout"]
-    assert "timeout" in rows["reason"].iloc[0]
-    leftovers = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [])[:2] == ["sleep", "3141.59"]
-    ]
-    assert leftovers == []
