@@ -48,41 +48,20 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 def load_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Samples of every run directory plus each run's environment.json.
 
-    Consolidated runs are read from Parquet with string columns dictionary-encoded
-    (categoricals): at a million rows that is several times faster than the generic
-    :func:`bench.results.load` and every statistic groups on the codes directly. Runs that
-    only have their journal (interrupted) go through :func:`bench.results.load_run`.
+    String columns stay dictionary-encoded (categoricals): at a million rows that is several
+    times faster than plain strings, and every statistic groups on the codes directly. Runs
+    that only have their journal (interrupted) are read from it.
     """
-    frames = [_load_run(Path(p)) for p in paths]
     envs = [results.load_environment(Path(p)) for p in paths]
+    frames = [
+        results.load_run(Path(p), categorical=True, environment=env)
+        for p, env in zip(paths, envs, strict=True)
+    ]
     if not frames:
         return results.load([]), envs
     if len(frames) == 1:
         return frames[0], envs
     return pd.concat(frames, ignore_index=True), envs
-
-
-_DICTIONARY_COLUMNS: Final = tuple(
-    name for name, dtype in results.COLUMNS.items() if dtype == "string"
-)
-
-
-def _load_run(run_dir: Path) -> pd.DataFrame:
-    parquet = run_dir / results.SAMPLES_PARQUET
-    if not parquet.exists():
-        return results.load_run(run_dir)
-    import pyarrow.parquet as pq  # noqa: PLC0415 - pandas already imported pyarrow
-
-    present = set(pq.read_schema(parquet).names)
-    if not set(results.COLUMNS) <= present:  # older or partial file: the generic path fills in
-        return results.load_run(run_dir)
-    table = pq.read_table(parquet, read_dictionary=list(_DICTIONARY_COLUMNS))
-    frame: pd.DataFrame = table.to_pandas()
-    env = results.load_environment(run_dir)
-    host = report_env.get(env, "host", "hostname") or ""
-    codes = np.zeros(len(frame), dtype=np.int8)
-    frame["host"] = pd.Categorical.from_codes(codes, categories=pd.Index([str(host)]))
-    return frame
 
 
 def summary_table(

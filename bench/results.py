@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO
 
+import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION: Final = 1
@@ -172,10 +173,45 @@ def load_environment(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def load_run(run_dir: Path) -> pd.DataFrame:
-    """Load one run directory (Parquet if consolidated, else the journal)."""
+def host_name(environment: Mapping[str, Any]) -> str:
+    """The hostname recorded in an environment.json ('' when absent)."""
+    host = environment.get("host")
+    return str(host.get("hostname") or "") if isinstance(host, dict) else ""
+
+
+def _read_parquet_dictionary(parquet: Path) -> pd.DataFrame | None:
+    """Parquet with string columns as categoricals, or None for an older/partial file."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - pandas already imported pyarrow
+
+    if not set(COLUMNS) <= set(pq.read_schema(parquet).names):
+        return None  # the generic path fills missing columns in
+    strings = [name for name, dtype in COLUMNS.items() if dtype == "string"]
+    frame: pd.DataFrame = pq.read_table(parquet, read_dictionary=strings).to_pandas()
+    return frame
+
+
+def load_run(
+    run_dir: Path,
+    *,
+    categorical: bool = False,
+    environment: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Load one run directory (Parquet if consolidated, else the journal).
+
+    ``categorical=True`` keeps the string columns dictionary-encoded (several times faster
+    at a million rows; statistics group on the codes). ``environment`` saves re-reading
+    environment.json when the caller already has it.
+    """
     parquet = run_dir / SAMPLES_PARQUET
     journal = run_dir / SAMPLES_JSONL
+    env = load_environment(run_dir) if environment is None else environment
+    host = host_name(env)
+    if categorical and parquet.exists():
+        fast = _read_parquet_dictionary(parquet)
+        if fast is not None:
+            codes = np.zeros(len(fast), dtype=np.int8)
+            fast["host"] = pd.Categorical.from_codes(codes, categories=pd.Index([host]))
+            return fast
     if parquet.exists():
         frame = _coerce(pd.read_parquet(parquet))
     elif journal.exists():
@@ -183,8 +219,6 @@ def load_run(run_dir: Path) -> pd.DataFrame:
     else:
         msg = f"{run_dir}: not a run directory (no {SAMPLES_PARQUET} or {SAMPLES_JSONL})"
         raise FileNotFoundError(msg)
-    env = load_environment(run_dir)
-    host = env.get("host", {}).get("hostname", "") if isinstance(env.get("host"), dict) else ""
     frame["host"] = pd.Series([host] * len(frame), dtype="string", index=frame.index)
     return frame
 

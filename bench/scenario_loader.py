@@ -103,6 +103,11 @@ def _short_tag(tag: str) -> str:
 _EVENT_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _event_line(event: yaml.Event) -> int | None:
+    """1-based line where a parser event starts, if known."""
+    return event.start_mark.line + 1 if event.start_mark else None
+
+
 def _check_shape(text: str) -> None:
     """Bound nesting depth and node count on the flat event stream, before composing."""
     # The composer recurses once per nesting level and materialises every node, so both are
@@ -112,15 +117,13 @@ def _check_shape(text: str) -> None:
         if isinstance(event, yaml.NodeEvent):
             nodes += 1
             if nodes > MAX_NODES:
-                line = event.start_mark.line + 1 if event.start_mark else None
                 msg = f"more than {MAX_NODES} YAML nodes; expected a small scenario"
-                raise _RejectedError(line, "", msg)
+                raise _RejectedError(_event_line(event), "", msg)
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark else None
                 msg = f"nesting deeper than {MAX_DEPTH} levels; expected a flat scenario mapping"
-                raise _RejectedError(line, "", msg)
+                raise _RejectedError(_event_line(event), "", msg)
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 

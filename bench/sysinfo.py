@@ -226,6 +226,22 @@ def filesystem_type(path: Path) -> str:
 # --- health (before/after each run) ----------------------------------------------------------
 
 
+def vm_hwm(pid: int) -> int:
+    """Peak resident set (VmHWM) of ``pid`` in bytes, 0 if unreadable.
+
+    Used rather than getrusage()'s ru_maxrss, which survives execve() and so would include
+    whatever exec'd the workload (a forked Python, ``runc init``...).
+    """
+    try:
+        with Path(f"/proc/{pid}/status").open(encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def health_snapshot() -> dict[str, Any]:
     """Swap counters, thermal-throttle counters and load average, right now."""
     vmstat: dict[str, int] = {}

@@ -25,6 +25,7 @@ import psutil
 
 from bench.backends.base import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.backends.docker_support import is_timeout
+from bench.sysinfo import vm_hwm
 from bench.workloads import GUEST_PROBE, parse_keyvalues
 
 
@@ -280,22 +281,6 @@ def pss_uss(processes: Sequence[psutil.Process]) -> tuple[int, int]:
             pss += int(info.pss)
             uss += int(info.uss)
     return pss, uss
-
-
-def vm_hwm(pid: int) -> int:
-    """Peak resident set (VmHWM) of ``pid`` in bytes, 0 if unreadable.
-
-    Used instead of the probe's getrusage() peak, as natively: ru_maxrss survives execve(),
-    so in a container it would include the RSS of ``runc init`` that exec'd the probe.
-    """
-    try:
-        with Path(f"/proc/{pid}/status").open(encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def memory_idle(

@@ -42,7 +42,7 @@ from bench.backends.base import (
 from bench.backends.native_cgroup import Cgroup, limits_text
 from bench.paths import cache_dir
 from bench.scenario import Scenario
-from bench.sysinfo import filesystem_type
+from bench.sysinfo import filesystem_type, vm_hwm
 from bench.workloads import (
     CommandWorkload,
     DiskWorkload,
@@ -271,7 +271,7 @@ class NativeBackend:
         try:
             head = _read_until(proc, b"ready_ns=", deadline)
             info = psutil.Process(proc.pid).memory_full_info()
-            hwm = _vm_hwm(proc.pid)
+            hwm = vm_hwm(proc.pid)
         except psutil.Error as exc:
             _reap(proc)
             msg = f"probe idle exited before it could be measured: {exc}"
@@ -341,14 +341,3 @@ def _read_until(proc: subprocess.Popen[bytes], marker: bytes, deadline: float) -
         msg = f"probe idle exited with status {proc.returncode}: {buffer.decode()[-300:]!r}"
         raise BackendError(msg)
     return buffer.decode(errors="replace")
-
-
-def _vm_hwm(pid: int) -> int:
-    """VmHWM (peak RSS so far) of ``pid`` in bytes, 0 if unreadable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return 0
-    return 0
