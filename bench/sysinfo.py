@@ -22,9 +22,7 @@ from typing import Any, Final
 import psutil
 
 from bench import __version__
-from bench.backends.base import Availability, Backend
 from bench.paths import REPO_ROOT
-from bench.scenario import Scenario
 
 _SYS_CPU: Final = Path("/sys/devices/system/cpu")
 
@@ -311,34 +309,3 @@ def host_warnings(host: Mapping[str, Any]) -> list[str]:
     if host.get("turbo"):
         out.append("turbo/boost is enabled: clock speed varies with load and temperature")
     return out
-
-
-# --- run description blocks ------------------------------------------------------------------
-
-
-def scenario_environment(scenario: Scenario, copy: Path, source: Path) -> dict[str, Any]:
-    """One entry of environment.json["scenarios"]."""
-    return {
-        "hash": scenario.hash,
-        "file": str(copy),
-        "source": str(source),
-        "workload": scenario.workload.kind,
-        "definition": scenario.model_dump(mode="json"),
-    }
-
-
-def backend_environment(
-    backends: Mapping[str, Backend], availability: Mapping[str, Availability]
-) -> dict[str, Any]:
-    """environment.json["backends"]: availability plus each backend's own description."""
-    block: dict[str, Any] = {}
-    for name, avail in availability.items():
-        entry: dict[str, Any] = {"available": avail.ok, "reason": avail.reason, "hint": avail.hint}
-        backend = backends.get(name)
-        if backend is not None:
-            try:
-                entry.update(backend.environment())
-            except Exception as exc:  # a description must never cost the results
-                entry["environment_error"] = str(exc) or type(exc).__name__
-        block[name] = entry
-    return block

@@ -2,56 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from bench.scenario import Scenario
+from bench.values import Availability, Outcome, Variant
 
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """Whether a backend can run here, and if not, why and what enables it."""
-
-    ok: bool
-    reason: str = ""
-    hint: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """One configuration of a backend (runtime, accelerator, VM size...).
-
-    ``label`` is the value of the ``variant`` column: canonical ``key=value`` pairs joined
-    by commas, e.g. ``runtime=runc,network=none,seccomp=default``; ``"host"`` for native.
-    """
-
-    label: str
-    params: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, **params: str) -> Variant:
-        """Build a variant whose label lists ``params`` in the given order."""
-        label = ",".join(f"{k}={v}" for k, v in params.items()) or "default"
-        return cls(label, dict(params))
-
-
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    """One value produced by a repetition; unit defaults to the catalog's."""
-
-    metric: str
-    value: float
-    unit: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one repetition produced: values plus facts observed (kernel seen inside...)."""
-
-    measurements: Sequence[Measurement]
-    facts: Mapping[str, str] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from bench.scenario.model import Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +25,14 @@ class Repetition:
     workdir: Path
 
 
-class BackendError(Exception):
-    """A repetition failed; the message is the reason recorded in the row."""
-
-
-class RepetitionTimeout(BackendError):
-    """A repetition exceeded the scenario timeout (the backend has killed it)."""
-
-
-class BackendUnavailable(BackendError):
-    """Raised by prepare() when the backend turns out unusable for this scenario."""
-
-
 @runtime_checkable
 class Backend(Protocol):
     """An isolation backend: native, docker, vagrant..."""
 
     name: str
+    #: False for a backend whose environment must not idle beside others' measurements (a VM
+    #: under emulation steals CPU): the runner then runs its repetitions as one block.
+    interleave: bool
 
     def availability(self) -> Availability:
         """Can this backend run here? Cheap, no side effects beyond probing."""
@@ -106,4 +56,12 @@ class Backend(Protocol):
 
     def environment(self) -> dict[str, Any]:
         """Versions and settings of this backend, for environment.json."""
+        ...
+
+    def notes(self) -> list[str]:
+        """What the user should know about this run (leftovers removed, fallbacks taken...).
+
+        The one channel from a backend to the user: the runner stores these in
+        environment.json and the report shows them. Never raises.
+        """
         ...

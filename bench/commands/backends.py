@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import backends as registry
-from bench.backends.base import Availability
 
 
 def register(sub: Any) -> None:
@@ -27,17 +26,9 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def check(name: str) -> Availability:
-    """Availability of backend ``name``; a crash while checking counts as unavailable."""
-    try:
-        return registry.create(name).availability()
-    except Exception as exc:  # a missing SDK or a probe crash: report it, do not trace back
-        return Availability(False, f"{type(exc).__name__}: {exc}", "")
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON)."""
-    rows = [(name, check(name)) for name in registry.names()]
+    rows = [(name, p.availability) for name, p in registry.probe().items()]
     if args.json:
         data = {n: {"available": a.ok, "reason": a.reason, "hint": a.hint} for n, a in rows}
         print(json.dumps(data, indent=2))

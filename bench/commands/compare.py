@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render(table: Any, fmt_name: str, threshold: float) -> str:
     """The comparison table as aligned text, GitHub markdown or JSON."""
-    from bench import report_format as fmt  # noqa: PLC0415 - keep CLI start-up light
+    from bench.report import format as fmt  # noqa: PLC0415 - keep CLI start-up light
 
     if fmt_name == "json":
         return str(table.to_json(orient="records", indent=2)) + "\n"

@@ -7,6 +7,8 @@ import shutil
 import sys
 from typing import Any
 
+from bench import backends as registry
+
 
 def register(sub: Any) -> None:
     """Add the ``env`` subcommand group."""
@@ -83,4 +85,7 @@ def run_status(_args: argparse.Namespace) -> int:
     print(f"box      {'built  ' if box.box_installed(name) else 'missing'}  {name}")
     for tool in ("debootstrap", "docker", "vagrant", "virsh"):
         print(f"{tool:<12} {shutil.which(tool) or 'not installed'}")
+    for name, probed in registry.probe().items():
+        state = "available" if probed.availability.ok else "unavailable"
+        print(f"backend  {name:<8} {state}  {probed.availability.reason}".rstrip())
     return 0

@@ -12,13 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bench import backends as registry
-from bench.backends.base import Availability
 from bench.paths import results_dir, scenarios_dir
 
 if TYPE_CHECKING:  # pandas/pydantic are imported only when a run starts (fast --help)
-    from bench.backends.base import Backend
     from bench.results import Sample
-    from bench.runner import PlannedItem
+    from bench.run.runner import PlannedItem
 
 HELP = "run scenarios on backends and record every sample"
 DESCRIPTION = """\
@@ -101,24 +99,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _instantiate(names: Sequence[str]) -> tuple[dict[str, Backend], dict[str, Availability]]:
-    """Create each backend and ask whether it can run here (a crash counts as 'no')."""
-    backends: dict[str, Backend] = {}
-    availability: dict[str, Availability] = {}
-    for name in names:
-        try:
-            backend = registry.create(name)
-            availability[name] = backend.availability()
-            backends[name] = backend
-        except Exception as exc:  # an SDK import error or a probe crash: unavailable, say why
-            availability[name] = Availability(False, f"{type(exc).__name__}: {exc}", "")
-    return backends, availability
-
-
 def run(args: argparse.Namespace) -> int:
     """Validate scenarios, plan, run; print the run directory last on stdout."""
-    from bench.runner import execute_run, plan  # noqa: PLC0415 - heavy, only when running
-    from bench.scenario_loader import ScenarioLoadError, load_scenarios  # noqa: PLC0415
+    from bench.run.runner import execute_run, plan  # noqa: PLC0415 - heavy, only when running
+    from bench.scenario.loader import ScenarioLoadError, load_scenarios  # noqa: PLC0415
 
     known = registry.names()
     unknown = [n for n in args.backends or () if n not in known]
@@ -139,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     names = list(dict.fromkeys(args.backends)) if args.backends else known
-    backends, availability = _instantiate(names)
+    probed = registry.probe(names)
+    backends = {n: p.backend for n, p in probed.items() if p.backend is not None}
+    availability = {n: p.availability for n, p in probed.items()}
     for name, avail in availability.items():
         if not avail.ok:
             hint = f" (enable: {avail.hint})" if avail.hint else ""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import paths
-from bench.scenario_loader import FileResult, check_paths
+from bench.scenario.loader import FileResult, check_paths
 
 EPILOG = """\
 Each valid file prints "ok NAME (HASH) PATH". Each problem prints

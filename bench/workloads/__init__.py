@@ -17,14 +17,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from bench.backends.base import BackendError, Measurement, Outcome
-from bench.scenario import (
+from bench.scenario.model import (
     CommandWorkload,
     DiskWorkload,
     MemoryWorkload,
     StartupWorkload,
     SyscallWorkload,
 )
+from bench.values import BackendError, Measurement, Outcome
 
 #: Path of the probe inside images and boxes built by ``isobench env build``.
 GUEST_PROBE: Final = "/opt/isobench/bin/isobench-probe"

@@ -19,11 +19,12 @@ from typing import Any
 import docker
 import pytest
 
-from bench.backends.base import BackendError, Outcome, Repetition, RepetitionTimeout, Variant
-from bench.backends.docker import DockerBackend
-from bench.backends.docker_support import LABEL, OWNER_LABEL, RUN_LABEL
+from bench.backends.base import Repetition
+from bench.backends.docker.backend import DockerBackend
+from bench.backends.docker.support import LABEL, OWNER_LABEL, RUN_LABEL
 from bench.envbuild.image import DockerUnreachableError, connect, ensure_image, image_exists
-from bench.scenario import Scenario, parse_scenario
+from bench.scenario.model import Scenario, parse_scenario
+from bench.values import BackendError, Outcome, RepetitionTimeout, Variant
 from tests.engines import skip_or_fail
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -281,7 +282,7 @@ def test_orphans_of_a_dead_run_are_removed(client: docker.DockerClient, image: s
         try:
             assert fresh.availability().ok
             assert leftovers(client, "deadbeef") == []
-            assert any("orphans" in note for note in fresh.notes)
+            assert any("orphans" in note for note in fresh.notes())
         finally:
             fresh.teardown()
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from bench.backends.docker_support import LABEL, owner_token
+from bench.backends.docker.support import LABEL, owner_token
 from bench.cli import main
 from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
 from bench.results import load

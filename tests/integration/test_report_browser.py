@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, report_synthetic
+from bench import report
+from tests import synthetic as report_synthetic
 from tests.engines import skip_or_fail
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

@@ -16,9 +16,9 @@ import pytest
 
 from bench import backends
 from bench.backends.base import Repetition
-from bench.backends.vagrant import VagrantBackend
-from bench.backends.vagrant_vm import parse_vol_list
-from bench.scenario import Scenario, parse_scenario
+from bench.backends.vagrant.backend import VagrantBackend
+from bench.backends.vagrant.vm import parse_vol_list
+from bench.scenario.model import Scenario, parse_scenario
 from bench.workloads import CONTRACT
 from tests.engines import skip_or_fail
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from bench import report, report_synthetic
+from bench import report
+from tests import synthetic as report_synthetic
 
 pytestmark = pytest.mark.perf
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import accel
+from bench.backends.vagrant import accel
 
 CPUINFO_VM = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr hypervisor lahf_lm\n"
 CPUINFO_METAL = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx lahf_lm\n"

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cli, compare, report_synthetic
+from bench import cli, compare
+from tests import synthetic as report_synthetic
 
 A_A_TRIALS = 1000
 A_A_CV = 0.05

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cli, export, report_synthetic
+from bench import cli, export
+from tests import synthetic as report_synthetic
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import cli, report, report_env, report_format, report_synthetic, results
+from bench import cli, report, results
+from bench.report import env as report_env
+from bench.report import format as report_format
+from tests import synthetic as report_synthetic
 
 XSS = "<script>alert(1)</script>"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bench import backends as registry
-from bench import runner as runner_module
-from bench.backends.fake import FakeBackend, FakeScript, register_fake
 from bench.cli import main
 from bench.results import load
+from bench.run import runner as runner_module
+from tests.fake_backend import FakeBackend, FakeScript, register_fake
 
 SCENARIO = """\
 format_version: 1

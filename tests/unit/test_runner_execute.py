@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 
 from bench import backends as registry
-from bench import runner as runner_module
-from bench.backends.base import Availability, Backend, Measurement, Outcome, Repetition
-from bench.backends.fake import FakeBackend, FakeScript
+from bench.backends.base import Backend, Repetition
 from bench.results import load
-from bench.runner import RunResult, execute_run, plan
-from bench.scenario import parse_scenario
-from bench.scenario_loader import LoadedScenario
+from bench.run import runner as runner_module
+from bench.run.runner import RunResult, execute_run, plan
+from bench.scenario.loader import LoadedScenario
+from bench.scenario.model import parse_scenario
+from bench.values import Availability, Measurement, Outcome
+from tests.fake_backend import FakeBackend, FakeScript
 
 
 @pytest.fixture(autouse=True)
@@ -224,6 +225,7 @@ def test_environment_json_layout_with_real_host_info(
     assert entry["definition"]["repeat"] == 2
     assert env["backends"]["a"] == {
         "available": True, "reason": "", "hint": "", "kind": "fake", "variants": ["default"],
+            "notes": [],
     }  # fmt: skip
     assert set(env["health"]) >= {"before", "after", "swap_delta"}
     assert isinstance(env["warnings"], list)

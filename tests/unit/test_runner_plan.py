@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from bench import backends as registry
-from bench.backends.fake import FakeBackend, FakeScript
-from bench.runner import PlannedItem, plan
-from bench.scenario import Scenario, parse_scenario
+from bench.run.runner import PlannedItem, plan
+from bench.scenario.model import Scenario, parse_scenario
+from tests.fake_backend import FakeBackend, FakeScript
 
 
 @pytest.fixture(autouse=True)

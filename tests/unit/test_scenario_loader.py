@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench import backends
-from bench.scenario_loader import (
+from bench.scenario.loader import (
     MAX_FILE_BYTES,
     MAX_NODES,
     ScenarioError,

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 from bench import backends
-from bench.scenario import (
+from bench.scenario.model import (
     KNOWN_BACKENDS,
     SUPPORTED_FORMAT_VERSIONS,
     WORKLOAD_KINDS,

@@ -8,8 +8,8 @@ from pydantic import BaseModel
 
 from bench import paths
 from bench.metrics import CATALOG
-from bench.scenario import Scenario, workload_classes
-from bench.scenario_loader import load_scenarios
+from bench.scenario.loader import load_scenarios
+from bench.scenario.model import Scenario, workload_classes
 from bench.workloads import CONTRACT
 
 SCENARIOS = paths.REPO_ROOT / "scenarios"

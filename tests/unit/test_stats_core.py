@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report_synthetic, stats
+from bench import stats
+from tests import synthetic as report_synthetic
 
 
 def _frame(rows: list[tuple[str, str, str, float]], **extra: object) -> pd.DataFrame:

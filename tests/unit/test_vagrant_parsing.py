@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench.backends.base import BackendError
-from bench.backends.vagrant import limits_prefix, parse_meminfo, variant_label
-from bench.backends.vagrant_startup import (
+from bench.backends.vagrant.backend import limits_prefix, parse_meminfo, variant_label
+from bench.backends.vagrant.startup import (
     parse_domifaddr,
     parse_systemd_analyze,
     parse_timespan,
 )
-from bench.backends.vagrant_vm import DOMAIN_RE, parse_ssh_config, parse_vol_list
+from bench.backends.vagrant.vm import DOMAIN_RE, parse_ssh_config, parse_vol_list
 from bench.envbuild.box import BOX_PREFIX, box_dir, box_hash, box_name
-from bench.scenario import Limits
+from bench.scenario.model import Limits
+from bench.values import BackendError
 
 SSH_CONFIG = """\
 Host default

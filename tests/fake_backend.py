@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.backends import register
-from bench.backends.base import (
+from bench.backends.base import Repetition
+from bench.scenario.model import Scenario
+from bench.values import (
     Availability,
     BackendError,
     Measurement,
     Outcome,
-    Repetition,
     RepetitionTimeout,
     Variant,
 )
-from bench.scenario import Scenario
 from bench.workloads import CONTRACT
 
 
@@ -42,6 +42,7 @@ class FakeScript:
     variants: Sequence[str] = ("default",)
     available: bool = True
     facts: Mapping[str, str] = field(default_factory=dict)
+    notes: Sequence[str] = ()
 
 
 class FakeBackend:
@@ -115,6 +116,9 @@ class FakeBackend:
         """Count teardowns (idempotent)."""
         self.journal.append(f"{self.name}:teardown")
         self.teardowns += 1
+
+    def notes(self) -> list[str]:
+        return list(self.script.notes)
 
     def environment(self) -> dict[str, Any]:
         """Static description."""

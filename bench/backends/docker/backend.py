@@ -1,10 +1,10 @@
 """The docker backend: every workload in containers on a real dockerd, via the docker SDK.
 
 * startup and memory run in a fresh container per repetition (their subject *is* the
-  container's life cycle), see :mod:`bench.backends.docker_measure`;
+  container's life cycle), see :mod:`bench.backends.docker.measure`;
 * syscall, disk and command run through the shared :mod:`bench.workloads` code inside one
   long-lived container per (scenario, variant), created by :meth:`DockerBackend.prepare`, via
-  the exec API (:class:`~bench.backends.docker_support.ContainerExecutor`), so the measured
+  the exec API (:class:`~bench.backends.docker.support.ContainerExecutor`), so the measured
   code is identical to native's and no container start-up leaks into those numbers.
 
 Variants: runtime x network x seccomp, x storage (overlay|volume) for disk, x path (api|cli)
@@ -21,21 +21,15 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from bench.backends.base import (
-    Availability,
-    BackendError,
-    BackendUnavailable,
-    Outcome,
-    Repetition,
-    Variant,
-)
-from bench.scenario import (
+from bench.backends.base import Repetition
+from bench.scenario.model import (
     CommandWorkload,
     DiskWorkload,
     MemoryWorkload,
     Scenario,
     SyscallWorkload,
 )
+from bench.values import Availability, BackendError, BackendUnavailable, Outcome, Variant
 from bench.workloads import (
     GUEST_PROBE,
     ExecResult,
@@ -50,8 +44,8 @@ from bench.workloads import (
 try:
     import docker
 
-    from bench.backends import docker_measure as measure
-    from bench.backends.docker_support import (
+    from bench.backends.docker import measure
+    from bench.backends.docker.support import (
         OVERLAY_DIR,
         VOLUME_MOUNT,
         ContainerExecutor,
@@ -100,7 +94,7 @@ class DockerBackend:
         self._tag: str | None = None
         self._runtime_checked: dict[str, str] = {}  # runtime -> "" (works) or why not
         #: Things a user should know about this run (skipped runtimes, removed orphans).
-        self.notes: list[str] = []
+        self._notes: list[str] = []
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -125,7 +119,7 @@ class DockerBackend:
             return
         removed = remove_orphans(client)
         if removed:
-            self.notes.append(f"removed orphans of an interrupted run: {', '.join(removed)}")
+            self._notes.append(f"removed orphans of an interrupted run: {', '.join(removed)}")
         self._cleaned = True
 
     def _check_runtime(self, client: docker.DockerClient, runtime: str) -> None:
@@ -149,7 +143,7 @@ class DockerBackend:
                     problem = f"runtime {runtime!r} cannot start containers here: {detail}"
             self._runtime_checked[runtime] = problem
             if problem:
-                self.notes.append(problem)
+                self._notes.append(problem)
         if self._runtime_checked[runtime]:
             raise BackendUnavailable(self._runtime_checked[runtime])
 
@@ -188,8 +182,8 @@ class DockerBackend:
                     f"{scenario.name}: runtime {runtime!r} is not registered with dockerd "
                     f"(known: {', '.join(known)}); its variants are skipped"
                 )
-                if note not in self.notes:
-                    self.notes.append(note)
+                if note not in self._notes:
+                    self._notes.append(note)
                 continue
             for network in options.network:
                 for seccomp in options.seccomp:
@@ -302,9 +296,13 @@ class DockerBackend:
             self._client.close()
             self._client = None
 
+    def notes(self) -> list[str]:
+        """Skipped runtimes and removed orphans, for environment.json and the report."""
+        return list(self._notes)
+
     def environment(self) -> dict[str, Any]:
         """Engine, API, storage and cgroup drivers, runtimes, seccomp, image, kernel."""
-        env: dict[str, Any] = {"host_kernel": os.uname().release, "notes": list(self.notes)}
+        env: dict[str, Any] = {"host_kernel": os.uname().release}
         try:
             client = self._connect()
             info = client.info()

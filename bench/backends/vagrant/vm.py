@@ -30,9 +30,9 @@ from typing import Final
 
 import psutil
 
-from bench.accel import qemu_cmdline_accel
-from bench.backends.base import BackendError, RepetitionTimeout
+from bench.backends.vagrant.accel import qemu_cmdline_accel
 from bench.paths import REPO_ROOT, cache_dir
+from bench.values import BackendError, RepetitionTimeout
 from bench.workloads import ExecResult
 
 PREFIX: Final = "isobench-"

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bench import report_format as fmt
+from bench.report import format as fmt
 from bench.stats import run_warnings
 
 
@@ -129,7 +129,7 @@ def backend_rows(env: Mapping[str, Any]) -> list[dict[str, Any]]:
         details = [
             (str(k), _text(v))
             for k, v in sorted(info.items())
-            if k not in ("available", "reason", "hint")
+            if k not in ("available", "reason", "hint", "notes")
         ]
         rows.append(
             {
@@ -197,6 +197,10 @@ def banners(env: Mapping[str, Any], variants: Iterable[tuple[str, str]]) -> list
             + ": native numbers include that hypervisor's cost, and VMs are nested."
         )
     found.extend(f"{host_name}: {warning}" for warning in recorded)
+    backends = get(env, "backends")
+    for name, info in sorted(backends.items()) if isinstance(backends, Mapping) else ():
+        notes = info.get("notes") if isinstance(info, Mapping) else None
+        found.extend(f"{host_name}, {name}: {_text(note)}" for note in notes or ())
     if get(env, "harness", "git_dirty"):
         found.append(f"{host_name}: the harness ran from a dirty git work tree.")
     return found

@@ -24,8 +24,8 @@ import docker.errors
 import psutil
 import requests.exceptions
 
-from bench.backends.base import BackendError, RepetitionTimeout
-from bench.scenario import Limits
+from bench.scenario.model import Limits
+from bench.values import BackendError, RepetitionTimeout
 from bench.workloads import ExecResult
 
 LABEL: Final = "isobench"

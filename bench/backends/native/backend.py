@@ -7,7 +7,7 @@ here and how it compares with perf, fio, hyperfine and /usr/bin/time.
 
 Resource limits are applied the way Docker applies them, with a transient cgroup (CFS quota
 for ``cpus``, ``memory.limit_in_bytes`` / ``memory.max`` for ``memory``) created as a child
-of the harness's own cgroup (see :mod:`bench.backends.native_cgroup`). Where no cgroup can be
+of the harness's own cgroup (see :mod:`bench.backends.native.cgroup`). Where no cgroup can be
 created the workload runs unlimited and that is recorded as a fact and a run warning, never
 hidden.
 """
@@ -30,19 +30,19 @@ from typing import Any, Final
 
 import psutil
 
-from bench.backends.base import (
+from bench.backends.base import Repetition
+from bench.backends.native.cgroup import Cgroup, limits_text
+from bench.paths import cache_dir
+from bench.scenario.model import Scenario
+from bench.sysinfo import filesystem_type, vm_hwm
+from bench.values import (
     Availability,
     BackendError,
     Measurement,
     Outcome,
-    Repetition,
     RepetitionTimeout,
     Variant,
 )
-from bench.backends.native_cgroup import Cgroup, limits_text
-from bench.paths import cache_dir
-from bench.scenario import Scenario
-from bench.sysinfo import filesystem_type, vm_hwm
 from bench.workloads import (
     CommandWorkload,
     DiskWorkload,
@@ -142,6 +142,10 @@ class NativeBackend:
     def teardown(self) -> None:
         """Remove the transient cgroup, if any."""
         self._remove_cgroup()
+
+    def notes(self) -> list[str]:
+        """Limits that could not be applied, for environment.json and the report."""
+        return [f"limits {self._limits_note}"] if "NOT applied" in self._limits_note else []
 
     def environment(self) -> dict[str, Any]:
         """Kernel, probe and how limits are enforced."""

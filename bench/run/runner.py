@@ -3,7 +3,7 @@
 Nothing runs in parallel; every outcome becomes rows, including failures (``failed``),
 timeouts (``timeout``) and unprepared pairs (``skipped``). The execution order comes from
 :func:`bench.plan.plan` (re-exported here); run-directory files and signal handling live in
-:mod:`bench.runner_io`.
+:mod:`bench.run.rundir`.
 """
 
 from __future__ import annotations
@@ -17,35 +17,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.backends.base import (
-    Availability,
-    Backend,
-    BackendError,
-    Outcome,
-    Repetition,
-    RepetitionTimeout,
-)
+from bench.backends.base import Backend, Repetition
 from bench.metrics import lookup
-from bench.plan import PlannedItem, Unit, interleaves, plan
 from bench.results import SCHEMA_VERSION, RunWriter, Sample, Status, new_run_id
-from bench.runner_io import (
+from bench.run.plan import PlannedItem, Unit, interleaves, plan
+from bench.run.rundir import (
     WatchdogExpired,
     append_log,
+    backend_environment,
     copy_scenarios,
     record_facts,
     shielded,
     sigterm_as_interrupt,
     watchdog,
 )
-from bench.scenario_loader import LoadedScenario
+from bench.scenario.loader import LoadedScenario
 from bench.sysinfo import (
-    backend_environment,
     harness_info,
     health_report,
     health_snapshot,
     host_info,
     host_warnings,
 )
+from bench.values import Availability, BackendError, Outcome, RepetitionTimeout
 from bench.workloads import CONTRACT
 
 __all__ = [

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.plan import PlannedItem
-from bench.scenario_loader import LoadedScenario
-from bench.sysinfo import scenario_environment
+from bench.backends.base import Backend
+from bench.run.plan import PlannedItem
+from bench.scenario.loader import LoadedScenario
+from bench.scenario.model import Scenario
+from bench.values import Availability
 
 # -- run-directory files ------------------------------------------------------------------------
 
@@ -134,3 +136,38 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# --- run description blocks ------------------------------------------------------------------
+
+
+def scenario_environment(scenario: Scenario, copy: Path, source: Path) -> dict[str, Any]:
+    """One entry of environment.json["scenarios"]."""
+    return {
+        "hash": scenario.hash,
+        "file": str(copy),
+        "source": str(source),
+        "workload": scenario.workload.kind,
+        "definition": scenario.model_dump(mode="json"),
+    }
+
+
+def backend_environment(
+    backends: Mapping[str, Backend], availability: Mapping[str, Availability]
+) -> dict[str, Any]:
+    """environment.json["backends"]: availability plus each backend's own description."""
+    block: dict[str, Any] = {}
+    for name, avail in availability.items():
+        entry: dict[str, Any] = {"available": avail.ok, "reason": avail.reason, "hint": avail.hint}
+        backend = backends.get(name)
+        if backend is not None:
+            try:
+                entry.update(backend.environment())
+            except Exception as exc:  # a description must never cost the results
+                entry["environment_error"] = str(exc) or type(exc).__name__
+            try:
+                entry["notes"] = list(backend.notes())
+            except Exception as exc:  # the same rule as above
+                entry["notes"] = [f"notes unavailable: {exc}"]
+        block[name] = entry
+    return block

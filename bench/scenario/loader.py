@@ -18,8 +18,9 @@ from typing import Any, Final
 import yaml
 from pydantic import ValidationError
 
-from bench.scenario import SUPPORTED_FORMAT_VERSIONS, Scenario, parse_scenario
-from bench.scenario_errors import FieldPath, dotted, translate
+from bench import backends
+from bench.scenario.errors import FieldPath, dotted, translate
+from bench.scenario.model import SUPPORTED_FORMAT_VERSIONS, Scenario, parse_scenario
 
 #: Largest scenario file accepted, checked before parsing (real ones are ~1 KiB).
 MAX_FILE_BYTES: Final = 256 * 1024
@@ -275,9 +276,27 @@ def parse_text(text: str, path: Path) -> FileResult:
         result.errors += [ScenarioError(path, *where) for where in translate(exc, result.lines)]
         result.errors.sort(key=lambda error: error.line or 0)  # stable: file order
         return result
+    result.errors += _unregistered_backends(scenario, path, result.lines)
     if not result.errors:  # duplicate keys: the data validated, the file did not
         result.loaded = LoadedScenario(scenario, path, text)
     return result
+
+
+def _unregistered_backends(
+    scenario: Scenario, path: Path, lines: dict[FieldPath, int]
+) -> list[ScenarioError]:
+    """Backend names the registry does not know, each with its file, line and field."""
+    known = backends.names()
+    return [
+        ScenarioError(
+            path,
+            lines.get(("backends", index)) or lines.get(("backends",)),
+            f"backends[{index}]",
+            f"unknown backend {name!r}; expected one of: {', '.join(known)}",
+        )
+        for index, name in enumerate(scenario.backends)
+        if name not in known
+    ]
 
 
 def read_file(path: Path) -> FileResult:

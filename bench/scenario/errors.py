@@ -14,7 +14,7 @@ from typing import Any, Final, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from bench.scenario import WORKLOAD_KINDS, Scenario, workload_classes
+from bench.scenario.model import WORKLOAD_KINDS, Scenario, workload_classes
 
 FieldPath = tuple[str | int, ...]
 

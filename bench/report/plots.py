@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bench import metrics
-from bench import report_format as fmt
+from bench.report import format as fmt
 from bench.stats import FloatArray
 
 STRIP_POINTS: Final = 100

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from bench.scenario import Limits
+from bench.scenario.model import Limits
 
 _CFS_PERIOD_US: Final = 100_000
 

@@ -1,6 +1,6 @@
 """Vagrant VM backend: the same workloads inside a real VM (vagrant-libvirt, KVM or TCG).
 
-* ``startup``: a fresh VM per repetition, timed in phases (see :mod:`.vagrant_startup`).
+* ``startup``: a fresh VM per repetition, timed in phases (see :mod:`.startup`).
 * ``syscall`` / ``disk`` / ``command`` / ``memory``: one VM per (scenario, variant), brought up
   in :meth:`VagrantBackend.prepare` and reused by the repetitions; commands run over plain
   ``ssh`` with the options ``vagrant ssh-config`` printed (never ``vagrant ssh``: ~3 s of Ruby
@@ -27,19 +27,10 @@ from typing import Any, Final
 
 import psutil
 
-from bench import accel as accel_mod
-from bench.backends.base import (
-    Availability,
-    BackendError,
-    BackendUnavailable,
-    Measurement,
-    Outcome,
-    Repetition,
-    RepetitionTimeout,
-    Variant,
-)
-from bench.backends.vagrant_startup import clock_offset, measure_startup
-from bench.backends.vagrant_vm import (
+from bench.backends.base import Repetition
+from bench.backends.vagrant import accel as accel_mod
+from bench.backends.vagrant.startup import clock_offset, measure_startup
+from bench.backends.vagrant.vm import (
     VIRSH,
     VagrantVM,
     VmSpec,
@@ -48,7 +39,16 @@ from bench.backends.vagrant_vm import (
     run_quiet,
 )
 from bench.envbuild import box as box_mod
-from bench.scenario import Limits, MemoryWorkload, Scenario
+from bench.scenario.model import Limits, MemoryWorkload, Scenario
+from bench.values import (
+    Availability,
+    BackendError,
+    BackendUnavailable,
+    Measurement,
+    Outcome,
+    RepetitionTimeout,
+    Variant,
+)
 from bench.workloads import (
     GUEST_PROBE,
     Executor,
@@ -114,6 +114,7 @@ class VagrantBackend:
         self._vm_facts: dict[str, str] = {}
         self._orphans_checked = False
         self._plugin_line: str | None = None
+        self._notes: list[str] = []
 
     # --- discovery ----------------------------------------------------------------------------
 
@@ -181,7 +182,7 @@ class VagrantBackend:
             self._orphans_checked = True
             removed = destroy_orphans()
             if removed:
-                log.warning("removed leftovers of an interrupted run: %s", ", ".join(removed))
+                self._notes.append(f"removed leftovers of an interrupted run: {', '.join(removed)}")
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
         """Destroy orphans; for non-startup workloads bring up the VM this pair reuses."""
@@ -266,13 +267,17 @@ class VagrantBackend:
             try:
                 vm.destroy()
             except BackendError as exc:
-                log.warning("destroying %s: %s", vm.name, exc)
+                self._notes.append(f"destroying {vm.name} failed: {exc}")
 
     def teardown(self) -> None:
         """Destroy the VM this backend holds (idempotent; also on Ctrl-C)."""
         self._destroy_vm()
 
     # --- environment.json ---------------------------------------------------------------------
+
+    def notes(self) -> list[str]:
+        """Leftovers removed and failed clean-ups, for environment.json and the report."""
+        return list(self._notes)
 
     def environment(self) -> dict[str, Any]:
         """Accelerator evidence and the versions of every layer of the VM stack."""

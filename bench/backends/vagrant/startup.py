@@ -25,8 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from bench.backends.base import BackendError, Measurement, Outcome, RepetitionTimeout
-from bench.backends.vagrant_vm import (
+from bench.backends.vagrant.vm import (
     SSH_OPTIONS,
     VIRSH,
     VagrantVM,
@@ -34,6 +33,7 @@ from bench.backends.vagrant_vm import (
     qemu_accel_of,
     run_quiet,
 )
+from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
 
 POLL: Final = 0.05

@@ -23,9 +23,9 @@ import docker
 import docker.errors
 import psutil
 
-from bench.backends.base import BackendError, Measurement, Outcome, RepetitionTimeout
-from bench.backends.docker_support import is_timeout
+from bench.backends.docker.support import is_timeout
 from bench.sysinfo import vm_hwm
+from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
 
 

@@ -1,14 +1,12 @@
-"""The report: summary table (stats + overhead) and the self-contained HTML page.
+"""The self-contained HTML report page.
 
-:func:`summary_table` is the single source of every number the report, the csv/markdown/json
-exports and the headline show. :func:`render_html` turns it into one HTML file (jinja2 with
+:func:`render_html` turns :func:`bench.report.summary.summary_table` into one HTML file (jinja2 with
 autoescape on; every string from a scenario file or environment.json is escaped; plots are SVG
 data URIs; a Content-Security-Policy forbids any network access and any script).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,9 +17,12 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from bench import __version__, report_env, report_plots, results
-from bench import report_format as fmt
+from bench import __version__
 from bench import stats as st
+from bench.report import env as report_env
+from bench.report import format as fmt
+from bench.report import plots as report_plots
+from bench.report.summary import summary_table
 
 #: Metrics shown in the headline table (the rest appear in their family's section).
 HEADLINE: Final = (
@@ -43,41 +44,6 @@ FAMILY_ORDER: Final = ("startup", "syscall", "disk", "memory", "command")
 FAILURE_ROWS: Final = 200
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def load_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Samples of every run directory plus each run's environment.json.
-
-    String columns stay dictionary-encoded (categoricals): at a million rows that is several
-    times faster than plain strings, and every statistic groups on the codes directly. Runs
-    that only have their journal (interrupted) are read from it.
-    """
-    envs = [results.load_environment(Path(p)) for p in paths]
-    frames = [
-        results.load_run(Path(p), categorical=True, environment=env)
-        for p, env in zip(paths, envs, strict=True)
-    ]
-    if not frames:
-        return results.load([]), envs
-    if len(frames) == 1:
-        return frames[0], envs
-    return pd.concat(frames, ignore_index=True), envs
-
-
-def summary_table(
-    frame: pd.DataFrame,
-    limits: st.Limits | None = None,
-    samples: Mapping[tuple[str, ...], st.FloatArray] | None = None,
-) -> pd.DataFrame:
-    """Statistics per host x scenario x backend x variant x metric, with overhead vs native."""
-    if samples is None:
-        samples = st.group_samples(frame)
-    summary = st.summarize(frame, limits, samples)
-    ratios = st.overhead(summary, samples)
-    if summary.empty:
-        return summary.assign(ratio=[], ratio_low=[], ratio_high=[], difference=[])
-    merged = summary.merge(ratios.drop(columns=["native_median"]), on=list(st.KEYS), how="left")
-    return merged
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -255,67 +221,3 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-# --- exports of the summary table ---------------------------------------------------------
-
-EXPORT_COLUMNS: Final = [
-    *st.SUMMARY_COLUMNS,
-    "ratio",
-    "ratio_low",
-    "ratio_high",
-    "difference",
-]
-
-
-def export_summary(table: pd.DataFrame, fmt_name: str) -> str:
-    """The summary table as csv, markdown or json text."""
-    table = table.reindex(columns=EXPORT_COLUMNS)
-    table = table.assign(warnings=[" ; ".join(w) for w in table["warnings"]])
-    if fmt_name == "csv":
-        return str(table.to_csv(index=False))
-    if fmt_name == "json":
-        records = json.loads(table.to_json(orient="records"))
-        return json.dumps({"isobench_version": __version__, "summary": records}, indent=2) + "\n"
-    if fmt_name == "markdown":
-        return _markdown(table)
-    msg = f"unknown format {fmt_name!r}"
-    raise ValueError(msg)
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    header = [
-        "host",
-        "scenario",
-        "backend",
-        "variant",
-        "metric",
-        "n",
-        "median",
-        "95% CI",
-        "ratio vs native",
-        "warnings",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in table.to_dict("records"):
-        unit = str(row["unit"])
-        ratio = float(row["ratio"]) if row["ratio"] is not None else math.nan
-        cells = [
-            str(row["host"]),
-            str(row["scenario"]),
-            str(row["backend"]),
-            str(row["variant"]),
-            str(row["metric"]),
-            str(row["n"]),
-            fmt.value(float(row["median"]), unit),
-            fmt.interval(float(row["ci_low"]), float(row["ci_high"]), unit),
-            fmt.ratio(ratio)
-            + (
-                f" {fmt.interval(float(row['ratio_low']), float(row['ratio_high']), '')}"
-                if math.isfinite(ratio)
-                else ""
-            ),
-            str(row["warnings"]),
-        ]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.backends.base import Backend, Variant
-from bench.scenario import Scenario
+from bench.backends.base import Backend
+from bench.scenario.model import Scenario
+from bench.values import Variant
 
 Unit = tuple[str, str]  # (backend name, variant label)
 

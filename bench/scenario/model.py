@@ -1,7 +1,7 @@
 """Scenario format v1: the YAML model, validated into immutable objects.
 
 Pure: :func:`parse_scenario` turns already-loaded data into a :class:`Scenario`;
-:mod:`bench.scenario_loader` does the file I/O, safe YAML and error reporting. Validation
+:mod:`bench.scenario.loader` does the file I/O, safe YAML and error reporting. Validation
 messages are phrased as "expected ..." because the loader shows them next to the file, line
 and field they concern.
 """
@@ -213,18 +213,13 @@ class VagrantOptions(_Frozen):
     )
 
 
-def allowed_backends() -> tuple[str, ...]:
-    """Backend names valid right now: the built-ins plus any registered at runtime."""
-    # Imported here: bench.backends imports this module (Backend refers to Scenario).
-    from bench import backends  # noqa: PLC0415
-
-    return tuple(dict.fromkeys([*KNOWN_BACKENDS, *backends.names()]))
+#: What a backend name looks like; whether one is registered is the loader's question.
+_BACKEND_NAME: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-def _known_backend(name: str) -> str:
-    allowed = allowed_backends()
-    if name not in allowed:
-        msg = f"unknown backend {name!r}; expected one of: {', '.join(allowed)}"
+def _backend_name(name: str) -> str:
+    if not _BACKEND_NAME.match(name):
+        msg = f"expected a backend name (lower-case letters, digits, '-', '_'), got {name!r}"
         raise ValueError(msg)
     return name
 
@@ -252,7 +247,7 @@ class Scenario(_Frozen):
     description: str = ""
     workload: Workload
     backends: Annotated[
-        tuple[Annotated[str, AfterValidator(_known_backend)], ...],
+        tuple[Annotated[str, AfterValidator(_backend_name)], ...],
         Field(min_length=1),
         AfterValidator(_no_duplicates),
     ] = KNOWN_BACKENDS

@@ -1,0 +1,6 @@
+"""Scenario files: what one benchmark measures, described once for every backend.
+
+``model`` is the pydantic model (pure: it knows nothing of backends or the runner),
+``loader`` reads files safely and checks backend names against the registry, ``errors`` turns
+validation errors into file/line/field messages.
+"""
