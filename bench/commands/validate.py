@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import paths
-from bench.scenario.loader import FileResult, check_paths
+
+if TYPE_CHECKING:  # pydantic loads only when a file is validated (fast --help)
+    from bench.scenario.loader import FileResult
 
 EPILOG = """\
 Each valid file prints "ok NAME (HASH) PATH". Each problem prints
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         for path in missing:
             print(f"isobench validate: no such file or directory: {path}", file=sys.stderr)
         return 2
+    from bench.scenario.loader import check_paths  # noqa: PLC0415
+
     results = check_paths(given)
     if args.json:
         print(_as_json(results))
