@@ -8,6 +8,7 @@ the CPU throttled is flagged in ``environment.json["warnings"]``, never silently
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -182,6 +183,49 @@ def governor_and_turbo() -> dict[str, Any]:
     return {"governor": governor, "turbo": turbo}
 
 
+#: Files that identify an installed system for as long as it exists (systemd's machine-id).
+MACHINE_ID_FILES: Final = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+BOOT_ID_FILE: Final = "/proc/sys/kernel/random/boot_id"
+DMI_FILES: Final = (
+    "/sys/class/dmi/id/product_uuid",
+    "/sys/class/dmi/id/board_serial",
+    "/sys/class/dmi/id/product_name",
+)
+
+
+def host_identity(
+    machine_id_files: Sequence[str] = MACHINE_ID_FILES,
+    boot_id_file: str = BOOT_ID_FILE,
+    dmi_files: Sequence[str] = DMI_FILES,
+) -> dict[str, str]:
+    """Who this host is: a fingerprint (16 hex digits) that never merges two machines.
+
+    The hostname is only a label ("vm" names many machines). The fingerprint hashes the
+    machine-id when one exists; otherwise DMI identifiers, CPU model, core count, memory and
+    kernel, plus the boot id (so that two machines identical on paper stay apart, at the cost
+    of a new fingerprint per boot). Hardware facts are hashed in every case, so a cloned
+    machine-id on different hardware still yields two hosts. ``basis`` says what was used.
+    """
+    model, _ = _cpuinfo()
+    hardware = [
+        f"cpu={model}",
+        f"cores={os.cpu_count()}",
+        f"memory={psutil.virtual_memory().total}",
+        f"arch={platform.machine()}",
+    ]
+    machine_id = next((v for f in machine_id_files if (v := (_read(f) or "").strip())), "")
+    if machine_id:
+        basis, parts = "machine-id", [f"machine-id={machine_id}", *hardware]
+    else:
+        dmi = [v for f in dmi_files if (v := (_read(f) or "").strip())]
+        boot = (_read(boot_id_file) or "").strip()
+        basis = "dmi+hardware+boot-id" if dmi else "hardware+kernel+boot-id"
+        parts = [*(f"dmi={v}" for v in dmi), *hardware, f"kernel={platform.release()}"]
+        parts.append(f"boot={boot}")
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return {"fingerprint": digest, "label": socket.gethostname(), "basis": basis}
+
+
 def host_info() -> dict[str, Any]:
     """The ``host`` block of environment.json."""
     model, _ = _cpuinfo()
@@ -193,6 +237,7 @@ def host_info() -> dict[str, Any]:
     virt = virtualization()
     return {
         "hostname": socket.gethostname(),
+        "identity": host_identity(),
         "kernel": uname.release,
         "kernel_version": uname.version,
         "arch": uname.machine,
