@@ -90,6 +90,13 @@ def perf(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Fault injection (kill -9, signals, full disk, corrupt files...): prints a table."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/faults", "-p", "no:randomly", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def envbuild(session: nox.Session) -> None:
     """Build (or reuse) the guest rootfs, Docker image and Vagrant box."""
     session.install("-e", ".")
