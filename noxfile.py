@@ -93,7 +93,7 @@ def perf(session: nox.Session) -> None:
 def faults(session: nox.Session) -> None:
     """Fault injection (kill -9, signals, full disk, corrupt files...): prints a table."""
     session.install("-e", ".[test]")
-    session.run("pytest", "tests/faults", "-p", "no:randomly", "-q", *session.posargs)
+    session.run("pytest", "tests/faults", "-q", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -22,7 +22,7 @@ COLUMNS = ("case", "outcome", "data kept", "leftovers")
 
 @pytest.fixture
 def fault_row(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """Record this case's row: ``fault_row(case=..., outcome=..., data_kept=..., leftovers=...)``."""
+    """Record this case's row (keywords: case, outcome, data_kept, leftovers)."""
 
     def record(*, case: str, outcome: str, data_kept: str, leftovers: str = "none") -> None:
         ROWS.append(
