@@ -56,7 +56,12 @@ CATALOG: Final[dict[str, Metric]] = {
         _m("disk.rand_write_iops", "IOPS", True, "fio random 4 KiB write IOPS"),
         _m("disk.fsync_latency", "s", False, "fio mean fsync latency after 4 KiB writes"),
         # memory
-        _m("memory.overhead", "B", False, "host memory attributable to the environment, idle"),
+        _m(
+            "memory.environment",
+            "B",
+            False,
+            "PSS summed over the environment's host processes while the workload idles",
+        ),
         _m("memory.workload_peak", "B", False, "peak resident memory of the workload itself"),
         _m("memory.vmm_pss", "B", False, "PSS of the VMM process(es) on the host"),
         _m("memory.guest_total", "B", False, "MemTotal as seen inside the guest"),
@@ -85,6 +90,17 @@ def lookup(name: str) -> Metric | None:
 def family(name: str) -> str:
     """Metric family: the part before the first dot."""
     return name.split(".", 1)[0]
+
+
+#: Metrics whose cost is compared to native by difference (backend - native, in the unit,
+#: with its CI), not by ratio: a ratio of memory totals mostly compares a VM's RAM with the
+#: workload's. The difference for ``memory.environment`` is the headline ``memory.overhead``.
+DIFFERENCE_METRICS: Final = frozenset({"memory.environment"})
+
+
+def compared_by_difference(name: str) -> bool:
+    """Whether ``name``'s comparison with native is a difference rather than a ratio."""
+    return name in DIFFERENCE_METRICS
 
 
 #: Name endings of throughput metrics outside the catalog (e.g. ``command.<job>.read_bw``

@@ -115,6 +115,25 @@ def ratio_ci(
     return (float(low), float(high))
 
 
+def difference_ci(
+    mine: FloatArray,
+    base: FloatArray,
+    seed: int = SEED,
+    draws: int = BOOTSTRAP_DRAWS,
+    level: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of median(mine) - median(base) (sorted inputs, independent)."""
+    if len(mine) == 0 or len(base) == 0:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    differences = bootstrap_medians(mine, rng.random(draws)) - bootstrap_medians(
+        base, rng.random(draws)
+    )
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(differences, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
 def modified_z(values: FloatArray) -> FloatArray:
     """Modified Z-scores 0.6745 * (x - median) / MAD (zeros when MAD == 0)."""
     if len(values) == 0:
@@ -323,9 +342,15 @@ def overhead(
     """Ratio to native per non-native summary row: > 1 always means "costs more".
 
     Cost metrics: backend / native. Throughput metrics (higher is better): native / backend.
-    ``difference`` is backend median minus native median, in the metric's unit.
+    ``difference`` is backend median minus native median, in the metric's unit, with its
+    bootstrap CI (``difference_low``/``difference_high``); for metrics compared by difference
+    (:data:`bench.metrics.DIFFERENCE_METRICS`) it is the headline, not the ratio.
     """
-    columns = [*KEYS, "ratio", "ratio_low", "ratio_high", "difference", "native_median"]
+    columns = [
+        *KEYS,
+        *("ratio", "ratio_low", "ratio_high"),
+        *("difference", "difference_low", "difference_high", "native_median"),
+    ]
     if summary.empty:
         return pd.DataFrame(columns=columns)
     natives = summary[summary["backend"] == NATIVE]
@@ -361,7 +386,8 @@ def overhead(
         else:
             ratio = my_med / base_med if base_med else np.nan
             low, high = ratio_ci(mine, base, seed)
-        records.append((*key, ratio, low, high, my_med - base_med, base_med))
+        d_low, d_high = difference_ci(mine, base, seed)
+        records.append((*key, ratio, low, high, my_med - base_med, d_low, d_high, base_med))
     return pd.DataFrame.from_records(records, columns=columns)
 
 

@@ -256,14 +256,28 @@ def host_info() -> dict[str, Any]:
 
 def filesystem_type(path: Path) -> str:
     """Type of the filesystem holding ``path`` (longest matching mount point)."""
+    return filesystem_facts(path)["fs_type"]
+
+
+def filesystem_facts(path: Path) -> dict[str, str]:
+    """Where ``path`` lives: filesystem type, mount point, source device and st_dev (maj:min).
+
+    Two paths are on the same filesystem exactly when their ``fs_dev`` match (a bind mount
+    such as /var/lib/docker shows the same device as the filesystem it comes from).
+    """
     target = str(path.resolve())
-    best, fstype = "", "unknown"
+    best, fstype, source = "", "unknown", "unknown"
     for part in psutil.disk_partitions(all=True):
         mount = part.mountpoint.rstrip("/") or "/"
         inside = target == mount or target.startswith(mount + "/") or mount == "/"
         if inside and len(mount) >= len(best):
-            best, fstype = mount, part.fstype
-    return fstype
+            best, fstype, source = mount, part.fstype, part.device
+    try:
+        dev = Path(target).stat().st_dev
+        dev_text = f"{os.major(dev)}:{os.minor(dev)}"
+    except OSError:
+        dev_text = "unknown"
+    return {"fs_type": fstype, "fs_mount": best or "/", "fs_source": source, "fs_dev": dev_text}
 
 
 # --- health (before/after each run) ----------------------------------------------------------

@@ -44,7 +44,7 @@ SCENARIOS: Final = {
             "disk.fsync_latency": 0.0011,
         },
     ),
-    "memory-idle": ("memory", {"memory.overhead": 1.2e6, "memory.workload_peak": 1.1e6}),
+    "memory-idle": ("memory", {"memory.environment": 1.2e6, "memory.workload_peak": 1.1e6}),
 }
 #: Extra per-backend startup phases (median seconds).
 PHASES: Final = {
@@ -73,7 +73,7 @@ def _series(scenario: str, backend: str, variant: str) -> list[tuple[str, float]
             factor = 290.0
         elif metric.startswith("startup.") and backend == "vagrant":
             factor = 31000.0
-        elif metric.startswith("memory.overhead") and backend != "native":
+        elif metric.startswith("memory.environment") and backend != "native":
             factor = 8.0 if backend == "docker" else 900.0
         value = median / factor if metrics.higher_is_better(metric) else median * factor
         out.append((metric, value))

@@ -55,6 +55,20 @@ def interval(low: float, high: float, unit: str) -> str:
     return f"[{_sig(low / divisor)}, {_sig(high / divisor)}] {label}".strip()
 
 
+def signed(number: float, unit: str) -> str:
+    """A difference with its sign: ``'+11.9 MiB'``, ``'-3 ms'``; NaN -> :data:`DASH`."""
+    if number is None or not math.isfinite(number):
+        return DASH
+    return ("+" if number >= 0 else "-") + value(abs(number), unit)
+
+
+def difference_class(low: float, high: float) -> str:
+    """CSS class of a difference to native: 'unclear' when its CI includes 0, else 'delta'."""
+    if not (math.isfinite(low) and math.isfinite(high)) or low <= 0.0 <= high:
+        return "unclear"
+    return "delta"
+
+
 def ratio(number: float) -> str:
     """``1.234`` -> ``'1.23x'`` (with a times sign)."""
     if number is None or not math.isfinite(number):

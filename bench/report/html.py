@@ -17,7 +17,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from bench import __version__
+from bench import __version__, metrics
 from bench import stats as st
 from bench.report import env as report_env
 from bench.report import format as fmt
@@ -35,7 +35,7 @@ HEADLINE: Final = (
     "disk.rand_read_iops",
     "disk.rand_write_iops",
     "disk.fsync_latency",
-    "memory.overhead",
+    "memory.environment",
     "memory.workload_peak",
     "command.wall",
 )
@@ -85,6 +85,20 @@ def _cell(row: Mapping[str, Any]) -> dict[str, Any]:
         "max": fmt.value(float(row["max"]), unit),
         "cv": f"{float(row['cv']):.1%}" if math.isfinite(float(row["cv"])) else fmt.DASH,
         "outliers": int(row["outliers"]),
+    } | _difference_headline(row)
+
+
+def _difference_headline(row: Mapping[str, Any]) -> dict[str, str]:
+    """For metrics compared by difference: the overhead in the unit replaces the ratio."""
+    if row["backend"] == st.NATIVE or not metrics.compared_by_difference(str(row["metric"])):
+        return {}
+    unit = str(row["unit"])
+    low = float(row.get("difference_low", np.nan))
+    high = float(row.get("difference_high", np.nan))
+    return {
+        "ratio": "overhead " + fmt.signed(float(row.get("difference", np.nan)), unit),
+        "ratio_ci": fmt.interval(low, high, unit) if math.isfinite(low) else "",
+        "cls": fmt.difference_class(low, high),
     }
 
 

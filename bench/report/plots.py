@@ -236,7 +236,7 @@ def startup_phases(summary: pd.DataFrame, multi_host: bool) -> list[Plot]:
 
 
 def median_bars(summary: pd.DataFrame, metric: str, multi_host: bool) -> Plot | None:
-    """Horizontal bars of medians with their 95 % CI (e.g. memory overhead)."""
+    """Horizontal bars of medians with their 95 % CI (e.g. memory.environment)."""
     rows = summary[summary["metric"] == metric]
     if rows.empty:
         return None
@@ -279,7 +279,7 @@ def family_plots(
         if family == "startup":
             plots.extend(startup_phases(summary, multi_host))
         if family == "memory":
-            for metric in ("memory.overhead", "memory.workload_peak"):
+            for metric in ("memory.environment", "memory.workload_peak"):
                 bars = median_bars(summary, metric, multi_host)
                 if bars:
                     plots.append(bars)

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import pandas as pd
 
-from bench import __version__, results
+from bench import __version__, metrics, results
 from bench import stats as st
 from bench.report import format as fmt
 
@@ -49,20 +49,23 @@ def summary_table(
     summary = st.summarize(frame, limits, samples)
     ratios = st.overhead(summary, samples)
     if summary.empty:
-        return summary.assign(ratio=[], ratio_low=[], ratio_high=[], difference=[])
+        return summary.assign(**{column: [] for column in COMPARISON_COLUMNS})
     merged = summary.merge(ratios.drop(columns=["native_median"]), on=list(st.KEYS), how="left")
     return merged
 
 
 # --- exports of the summary table ---------------------------------------------------------
 
-EXPORT_COLUMNS: Final = [
-    *st.SUMMARY_COLUMNS,
+#: Columns comparing a row with native (none on native's own rows).
+COMPARISON_COLUMNS: Final = (
     "ratio",
     "ratio_low",
     "ratio_high",
     "difference",
-]
+    "difference_low",
+    "difference_high",
+)
+EXPORT_COLUMNS: Final = [*st.SUMMARY_COLUMNS, *COMPARISON_COLUMNS]
 
 
 def export_summary(table: pd.DataFrame, fmt_name: str) -> str:
@@ -90,7 +93,7 @@ def _markdown(table: pd.DataFrame) -> str:
         "n",
         "median",
         "95% CI",
-        "ratio vs native",
+        "vs native",
         "warnings",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -106,13 +109,22 @@ def _markdown(table: pd.DataFrame) -> str:
             str(row["n"]),
             fmt.value(float(row["median"]), unit),
             fmt.interval(float(row["ci_low"]), float(row["ci_high"]), unit),
-            fmt.ratio(ratio)
-            + (
-                f" {fmt.interval(float(row['ratio_low']), float(row['ratio_high']), '')}"
-                if math.isfinite(ratio)
-                else ""
-            ),
+            _versus_native(row, ratio, unit),
             str(row["warnings"]),
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _versus_native(row: Mapping[Any, Any], ratio: float, unit: str) -> str:
+    """Ratio with its CI; for metrics compared by difference, the overhead in the unit."""
+    if metrics.compared_by_difference(str(row["metric"])):
+        difference = float(row["difference"]) if row["difference"] is not None else math.nan
+        if not math.isfinite(difference):
+            return ""
+        low, high = float(row["difference_low"]), float(row["difference_high"])
+        return f"overhead {fmt.signed(difference, unit)} {fmt.interval(low, high, unit)}"
+    if not math.isfinite(ratio):
+        return fmt.ratio(ratio)
+    interval = fmt.interval(float(row["ratio_low"]), float(row["ratio_high"]), "")
+    return f"{fmt.ratio(ratio)} {interval}"

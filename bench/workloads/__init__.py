@@ -24,6 +24,7 @@ from bench.scenario.model import (
     StartupWorkload,
     SyscallWorkload,
 )
+from bench.sysinfo import filesystem_facts
 from bench.values import BackendError, Measurement, Outcome
 
 #: Path of the probe inside images and boxes built by ``isobench env build``.
@@ -39,7 +40,7 @@ CONTRACT: Final[dict[str, tuple[str, ...]]] = {
         "disk.rand_write_iops",
         "disk.fsync_latency",
     ),
-    "memory": ("memory.overhead", "memory.workload_peak"),
+    "memory": ("memory.environment", "memory.workload_peak"),
     "command": ("command.wall",),
 }
 
@@ -208,13 +209,39 @@ def parse_fio(stdout: str) -> list[Measurement]:
         raise BackendError(msg) from exc
 
 
+def disk_variant(workload: DiskWorkload) -> dict[str, str]:
+    """Variant parameters every backend adds for a disk workload: ``direct=off`` when off.
+
+    Direct I/O is the default and unlabelled; buffered I/O measures the host's page cache
+    as much as the storage path, so its figures must never sit under the same label.
+    """
+    return {"direct": "off"} if workload.direct == "off" else {}
+
+
+def disk_placement(host_path: Path) -> dict[str, str]:
+    """Facts on where a disk test file lives *on the host*: path, filesystem type and device.
+
+    Every backend records these for its test file's host location (native: its directory;
+    docker: the volume's mount point or the overlay upper dir; VM: the disk image), so a
+    reader can see that all of them share one filesystem (same ``disk_host_fs_dev``).
+    """
+    facts = {"disk_host_path": str(host_path)}
+    facts.update({f"disk_host_{key}": value for key, value in filesystem_facts(host_path).items()})
+    return facts
+
+
 def run_disk(execute: Executor, workload: DiskWorkload, directory: str, timeout: float) -> Outcome:
-    """Run fio in ``directory``; direct I/O when asked or, for ``auto``, when it works."""
-    direct = workload.direct != "off"
+    """Run fio in ``directory`` with direct I/O unless the scenario says ``direct: off``."""
+    direct = workload.direct == "on"
     result = execute(fio_argv(workload, directory, direct), timeout)
-    if result.returncode != 0 and workload.direct == "auto":
-        direct = False
-        result = execute(fio_argv(workload, directory, direct), timeout)
+    if result.returncode != 0 and direct:
+        tail = (result.stderr or result.stdout).strip()[-300:]
+        msg = (
+            f"fio with direct I/O (O_DIRECT) failed in {directory} (status {result.returncode}):"
+            f" {tail}; if this filesystem does not support O_DIRECT, measure buffered I/O with"
+            " `direct: off` in the scenario (a variant labelled direct=off)"
+        )
+        raise BackendError(msg)
     _check(result, "fio")
     execute(["rm", "-f", f"{directory}/isobench-fio.dat"], timeout)
     return Outcome(parse_fio(result.stdout), {"direct_io": "on" if direct else "off"})
@@ -320,6 +347,8 @@ __all__ = [
     "StartupWorkload",
     "SyscallWorkload",
     "build_probe",
+    "disk_placement",
+    "disk_variant",
     "run_command",
     "run_disk",
     "run_syscall",

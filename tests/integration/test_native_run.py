@@ -77,11 +77,12 @@ def test_syscall(tmp_path: Path) -> None:
 def test_memory(tmp_path: Path) -> None:
     body = "workload: {kind: memory, alloc: 16MiB, idle: 0.3}\ntimeout: 60\n"
     df = run_native(tmp_path, body)
-    overhead, peak = ok_values(df, "memory.overhead"), ok_values(df, "memory.workload_peak")
+    environment = ok_values(df, "memory.environment")
+    peak = ok_values(df, "memory.workload_peak")
     # the probe touched 16 MiB; a static binary adds well under 4 MiB on top
-    assert ((overhead >= 16 * MiB) & (overhead < 20 * MiB)).all()
+    assert ((environment >= 16 * MiB) & (environment < 20 * MiB)).all()
     assert ((peak >= 16 * MiB) & (peak < 20 * MiB)).all()
-    assert set(df[df["metric"] == "memory.overhead"]["unit"]) == {"B"}
+    assert set(df[df["metric"] == "memory.environment"]["unit"]) == {"B"}
 
 
 def test_disk(tmp_path: Path) -> None:
@@ -97,8 +98,8 @@ def test_disk(tmp_path: Path) -> None:
     assert ((fsync > 1e-7) & (fsync < 1.0)).all()
     lines = (df.attrs["run_dir"] / "facts.jsonl").read_text().splitlines()
     facts = [json.loads(line) for line in lines]
-    assert facts[0]["facts"]["filesystem"] not in ("", "unknown")
-    assert facts[0]["facts"]["direct_io"] in ("on", "off")
+    assert facts[0]["facts"]["disk_host_fs_type"] not in ("", "unknown")
+    assert facts[0]["facts"]["direct_io"] == "on"  # the default; no silent fallback
 
 
 def test_command_parsers_and_a_timeout_row(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def test_throughput_is_exported_as_time_per_operation(exported: Path) -> None:
     rate = by_name["syscall-rate::native[host]::syscall.null_rate[s/call]"]
     assert rate["extra_info"]["transform"] == "reciprocal"
     assert rate["stats"]["median"] == pytest.approx(1 / rate["extra_info"]["median"], rel=1e-3)
-    memory = by_name["memory-idle::native[host]::memory.overhead[B]"]
+    memory = by_name["memory-idle::native[host]::memory.environment[B]"]
     assert memory["extra_info"]["transform"] == "identity"
     # lower is better everywhere: the slower VM has the larger exported mean
     vm = by_name["syscall-rate::vagrant[accel=tcg,cpus=2,memory=1024]::syscall.null_rate[s/call]"]

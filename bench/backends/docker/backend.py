@@ -34,6 +34,8 @@ from bench.workloads import (
     GUEST_PROBE,
     ExecResult,
     Executor,
+    disk_placement,
+    disk_variant,
     run_command,
     run_disk,
     run_syscall,
@@ -189,8 +191,9 @@ class DockerBackend:
                 for seccomp in options.seccomp:
                     base = {"runtime": runtime, "network": network, "seccomp": seccomp}
                     kind = scenario.workload.kind
-                    if kind == "disk":
-                        out += [Variant.of(**base, storage=s) for s in options.storage]
+                    if isinstance(scenario.workload, DiskWorkload):
+                        direct = disk_variant(scenario.workload)
+                        out += [Variant.of(**base, storage=s, **direct) for s in options.storage]
                     elif kind == "startup":
                         out += [Variant.of(**base), Variant.of(**base, path="cli")]
                     else:
@@ -274,6 +277,7 @@ class DockerBackend:
             directory = VOLUME_MOUNT if storage == "volume" else OVERLAY_DIR
             outcome = run_disk(execute, workload, directory, repetition.timeout)
             facts["storage"] = f"{storage} ({directory})"
+            facts.update(disk_placement(executor.host_path(directory)))
         elif isinstance(workload, CommandWorkload):
             outcome = run_command(execute, workload, repetition.timeout)
         else:  # pragma: no cover - the scenario model admits no other kind

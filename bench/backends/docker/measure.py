@@ -1,4 +1,4 @@
-"""What the docker backend measures in fresh containers: startup phases and memory overhead.
+"""What the docker backend measures in fresh containers: startup phases and host memory.
 
 Timeline of one API-path startup repetition (``perf_counter`` unless noted)::
 
@@ -27,6 +27,7 @@ from bench.backends.docker.support import is_timeout
 from bench.sysinfo import vm_hwm
 from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
+from bench.workloads.hostmem import environment_memory, process_tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,46 +269,34 @@ def shim_processes(container_id: str) -> list[psutil.Process]:
     return found
 
 
-def pss_uss(processes: Sequence[psutil.Process]) -> tuple[int, int]:
-    """Summed PSS and USS of ``processes`` (gone ones count 0).
+def cgroup_pids(cgroup: CgroupMemory) -> list[int]:
+    """Every process in the container's cgroup (``cgroup.procs``)."""
+    text = (cgroup.path / "cgroup.procs").read_text(encoding="ascii")
+    return [int(line) for line in text.split()]
 
-    PSS splits pages shared with other processes (e.g. other shims' text) among them, so it
-    shrinks when more containers run; USS is what would be freed if these processes exited.
-    """
-    pss = uss = 0
-    for proc in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            info = proc.memory_full_info()
-            pss += int(info.pss)
-            uss += int(info.uss)
-    return pss, uss
+
+def environment_pids(container_pids: Sequence[int], shims: Sequence[psutil.Process]) -> list[int]:
+    """The container's host processes: its cgroup's, plus each shim and its descendants."""
+    pids = list(container_pids)
+    for shim in shims:
+        pids += process_tree(shim.pid)
+    return list(dict.fromkeys(pids))
 
 
 def memory_idle(
     client: docker.DockerClient, spec: Spec, alloc: int, idle: float, timeout: float
 ) -> Outcome:
-    """Run ``probe idle``; while it idles, read its cgroup and its shim's PSS."""
+    """Run ``probe idle``; while it idles, sum the PSS of the container's host processes."""
     deadline = time.perf_counter() + timeout
     container = _create(client, spec, [GUEST_PROBE, "idle", str(alloc), f"{idle:g}"])
     try:
         client.api.start(container)
-        state: dict[str, Any] = {}
-        stdout = ""
-        while "ready_ns=" not in stdout:
-            if time.perf_counter() > deadline:
-                msg = "memory probe did not report ready before the scenario timeout; killed"
-                raise RepetitionTimeout(msg)
-            state = client.api.inspect_container(container)["State"]
-            stdout = client.api.logs(container, stdout=True, stderr=False).decode(errors="replace")
-            if "ready_ns=" not in stdout and not state["Running"]:
-                msg = f"memory probe exited before it was measured (status {state['ExitCode']})"
-                raise BackendError(msg)
-            time.sleep(0.01)
-        state = client.api.inspect_container(container)["State"]
-        pid = int(state["Pid"])
+        _await_ready(client, container, deadline)
+        pid = int(client.api.inspect_container(container)["State"]["Pid"])
         cgroup = cgroup_memory(pid)
         shims = shim_processes(container)
-        shim_pss, shim_uss = pss_uss(shims)
+        environment = environment_memory(environment_pids(cgroup_pids(cgroup), shims))
+        shim = environment_memory(p.pid for p in shims)
         # PSS depends on how many shims share pages: record how many were running.
         shims_on_host = sum(
             1
@@ -322,28 +311,48 @@ def memory_idle(
     if code != 0:
         msg = f"memory probe exited with status {code}: {(stderr or stdout).strip()[-300:]}"
         raise BackendError(msg)
-    if hwm <= 0:
-        msg = "could not read VmHWM of the memory probe while it idled"
+    if hwm <= 0 or pid not in environment.pids:
+        msg = "the memory probe exited before it was measured (no VmHWM / smaps_rollup)"
         raise BackendError(msg)
     kv = parse_keyvalues(stdout)
     measurements = [
-        Measurement("memory.overhead", float(cgroup.working_set + shim_pss)),
+        Measurement("memory.environment", float(environment.pss)),
+        Measurement("memory.shim_pss", float(shim.pss)),
         Measurement("memory.cgroup_usage", float(cgroup.working_set)),
-        Measurement("memory.shim_pss", float(shim_pss)),
         Measurement("memory.workload_peak", float(hwm)),
     ]
     facts = {
         **kernel_facts(kv),
+        **environment.facts(),
         "cgroup_version": str(cgroup.version),
         "cgroup_usage_raw": str(cgroup.usage),
         "cgroup_inactive_file": str(cgroup.inactive_file),
         "cgroup_rss": str(cgroup.stat.get("total_rss", cgroup.stat.get("anon", 0))),
         "probe_peak_rss_bytes": kv.get("peak_rss", ""),
         "probe_ru_maxrss_bytes": kv.get("maxrss_rusage", ""),
-        "shim_uss_bytes": str(shim_uss),
+        "shim_uss_bytes": str(shim.private),
         "shims_on_host": str(shims_on_host),
         "shim_processes": ",".join(sorted({p.info["name"] or "?" for p in shims})) or "none",
     }
     if not shims:
-        facts["warning"] = "no containerd-shim process found for the container; shim PSS is 0"
+        facts["warning"] = (
+            "no containerd-shim process found for the container: memory.environment "
+            "counts the container's own processes only"
+        )
     return Outcome(measurements, facts)
+
+
+def _await_ready(client: docker.DockerClient, container: str, deadline: float) -> None:
+    """Poll the container's stdout until the probe prints ``ready_ns=`` (it touched its memory)."""
+    while True:
+        if time.perf_counter() > deadline:
+            msg = "memory probe did not report ready before the scenario timeout; killed"
+            raise RepetitionTimeout(msg)
+        stdout = client.api.logs(container, stdout=True, stderr=False).decode(errors="replace")
+        if "ready_ns=" in stdout:
+            return
+        state = client.api.inspect_container(container)["State"]
+        if not state["Running"]:
+            msg = f"memory probe exited before it was measured (status {state['ExitCode']})"
+            raise BackendError(msg)
+        time.sleep(0.01)

@@ -216,6 +216,23 @@ class ContainerExecutor:
             return 0
         return int(self.client.api.inspect_container(self.container_id)["State"]["Pid"])
 
+    def host_path(self, inside: str) -> Path:
+        """Where ``inside`` (a path in the container) lives on the host.
+
+        A bind or volume mount's source, else the overlay upper dir (the writable layer).
+        """
+        assert self.container_id is not None
+        info = self.client.api.inspect_container(self.container_id)
+        for mount in info.get("Mounts") or []:
+            destination = str(mount.get("Destination", ""))
+            if inside == destination or inside.startswith(destination.rstrip("/") + "/"):
+                return Path(mount["Source"]) / inside[len(destination) :].lstrip("/")
+        upper = ((info.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        if not upper:
+            msg = f"storage driver {info.get('Driver')!r} reports no upper dir for {inside}"
+            raise BackendError(msg)
+        return Path(upper) / inside.lstrip("/")
+
     def discard(self) -> None:
         """Remove the container (kills what runs in it)."""
         if self.container_id is not None:

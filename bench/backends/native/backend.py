@@ -15,6 +15,7 @@ hidden.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import select
@@ -28,13 +29,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Final
 
-import psutil
-
 from bench.backends.base import Repetition
 from bench.backends.native.cgroup import Cgroup, limits_text
 from bench.paths import cache_dir
 from bench.scenario.model import Scenario
-from bench.sysinfo import filesystem_type, vm_hwm
+from bench.sysinfo import filesystem_facts, vm_hwm
 from bench.values import (
     Availability,
     BackendError,
@@ -52,13 +51,54 @@ from bench.workloads import (
     StartupWorkload,
     SyscallWorkload,
     build_probe,
+    disk_placement,
+    disk_variant,
     parse_keyvalues,
     run_command,
     run_disk,
     run_syscall,
 )
+from bench.workloads.hostmem import environment_memory, process_tree
 
 HOST: Final = Variant("host", {})
+#: Docker's data root unless /etc/docker/daemon.json sets ``data-root``.
+DOCKER_DATA_ROOT: Final = Path("/var/lib/docker")
+#: Native's disk test directory (as root): beside /var/lib/docker and /var/lib/libvirt/images,
+#: so on a default install every backend's test file is on the same host filesystem.
+NATIVE_DISK_DIR: Final = Path("/var/lib/isobench/disk")
+
+
+def disk_directory() -> Path:
+    """``$ISOBENCH_DISK_DIR``, else /var/lib/isobench/disk as root, else the cache's disk/."""
+    configured = os.environ.get("ISOBENCH_DISK_DIR")
+    if configured:
+        return Path(configured)
+    return NATIVE_DISK_DIR if os.geteuid() == 0 else cache_dir() / "disk"
+
+
+def docker_data_root(config: Path = Path("/etc/docker/daemon.json")) -> Path:
+    """Docker's data root as configured for dockerd (its default when not set)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        configured = json.loads(config.read_text(encoding="utf-8")).get("data-root")
+        if configured:
+            return Path(str(configured))
+    return DOCKER_DATA_ROOT
+
+
+def native_placement(directory: Path) -> dict[str, str]:
+    """Where the test file lived, and whether that is Docker's data-root filesystem."""
+    facts = disk_placement(directory)
+    root = docker_data_root()
+    if root.is_dir():
+        same = filesystem_facts(root)["fs_dev"] == facts["disk_host_fs_dev"]
+        facts["disk_same_fs_as_docker_data_root"] = "yes" if same else "no"
+        if not same:
+            facts["warning"] = (
+                f"native disk test file is on {facts['disk_host_fs_source']} "
+                f"({facts['disk_host_fs_dev']}), not on the filesystem of Docker's data root "
+                f"{root}: set ISOBENCH_DISK_DIR to a directory there to compare like with like"
+            )
+    return facts
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:
@@ -96,7 +136,10 @@ class NativeBackend:
         return Availability(True)
 
     def variants(self, scenario: Scenario) -> Sequence[Variant]:
-        """One variant: the host itself."""
+        """One variant: the host itself (``direct=off`` for buffered disk I/O)."""
+        workload = scenario.workload
+        if isinstance(workload, DiskWorkload) and disk_variant(workload):
+            return [Variant.of(**disk_variant(workload))]
         return [HOST]
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
@@ -256,30 +299,34 @@ class NativeBackend:
         )
 
     def _disk(self, execute: Executor, workload: DiskWorkload, rep: Repetition) -> Outcome:
-        directory = rep.workdir / "disk"
+        """fio in a private directory on the host filesystem the other backends write to."""
+        directory = disk_directory() / f"native-{os.getpid()}"
         directory.mkdir(parents=True, exist_ok=True)
-        outcome = run_disk(execute, workload, str(directory), rep.timeout)
-        return self._with_facts(outcome, {"filesystem": filesystem_type(directory)})
+        try:
+            outcome = run_disk(execute, workload, str(directory), rep.timeout)
+            facts = native_placement(directory)
+        finally:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        return self._with_facts(outcome, facts)
 
     def _memory(self, workload: MemoryWorkload, timeout: float) -> Outcome:
-        """PSS of the idling probe (native: the environment *is* the process) and its peak.
+        """memory.environment: PSS summed over the idling probe's process tree; its peak.
 
-        The peak is the kernel's VmHWM read while the probe idles, after it has touched
-        all its memory (the same VmHWM the probe itself prints as ``peak_rss``, kept as a
-        cross-check fact). ``maxrss_rusage`` is not used: Linux carries ru_maxrss across
-        execve(), so it would include whatever forked the probe.
+        Natively the environment *is* the workload's process tree: the same definition as
+        every other backend (:mod:`bench.workloads.hostmem`). The peak is the kernel's VmHWM
+        read while the probe idles, after it has touched all its memory (the same VmHWM the
+        probe itself prints as ``peak_rss``, kept as a cross-check fact). ``maxrss_rusage`` is
+        not used: Linux carries ru_maxrss across execve(), so it would include whatever
+        forked the probe.
         """
         deadline = time.monotonic() + timeout
         argv = [str(self._probe), "idle", str(int(workload.alloc)), f"{workload.idle:g}"]
         proc, _ = self._spawn(argv, merge_stderr=True)
         try:
             head = _read_until(proc, b"ready_ns=", deadline)
-            info = psutil.Process(proc.pid).memory_full_info()
+            environment = environment_memory(process_tree(proc.pid))
             hwm = vm_hwm(proc.pid)
-        except psutil.Error as exc:
-            _reap(proc)
-            msg = f"probe idle exited before it could be measured: {exc}"
-            raise BackendError(msg) from exc
         except BaseException:
             _reap(proc)
             raise
@@ -288,20 +335,19 @@ class NativeBackend:
         if proc.returncode != 0:
             msg = f"probe idle exited with status {proc.returncode}: {out.strip()[-300:]}"
             raise BackendError(msg)
-        if hwm <= 0:
-            msg = f"could not read VmHWM of the probe (pid {proc.pid})"
+        if hwm <= 0 or proc.pid not in environment.pids:
+            msg = f"probe idle (pid {proc.pid}) exited before it could be measured"
             raise BackendError(msg)
         kv = parse_keyvalues(out)
         facts = {
             "kernel": kv.get("kernel", ""),
-            "idle_rss_bytes": str(info.rss),
-            "idle_uss_bytes": str(info.uss),
+            **environment.facts(),
             "probe_peak_rss_bytes": kv.get("peak_rss", ""),
             "probe_ru_maxrss_bytes": kv.get("maxrss_rusage", ""),
         }
         return Outcome(
             [
-                Measurement("memory.overhead", float(info.pss)),
+                Measurement("memory.environment", float(environment.pss)),
                 Measurement("memory.workload_peak", float(hwm)),
             ],
             facts,
@@ -337,7 +383,7 @@ def _read_until(proc: subprocess.Popen[bytes], marker: bytes, deadline: float) -
         readable, _, _ = select.select([fd], [], [], left)
         if readable:
             chunk = os.read(fd, 65536)
-            if not chunk:  # EOF: the probe died; psutil will say so
+            if not chunk:  # EOF: the probe died
                 break
             buffer += chunk
     if marker not in buffer:

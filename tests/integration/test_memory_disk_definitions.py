@@ -1,0 +1,288 @@
+"""memory.environment and disk placement on real engines: native processes and a real dockerd.
+
+While the backend measures an idling probe, the test finds the same host processes itself and
+sums the ``Pss:`` lines of their /proc/PID/smaps_rollup by hand (and, where installed, asks
+``smem``): the emitted figure must agree within 5 %, on both backends, by the same definition.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import psutil
+import pytest
+
+from bench.backends.base import Backend, Repetition
+from bench.backends.docker.backend import DockerBackend
+from bench.backends.docker.support import RUN_LABEL
+from bench.backends.native.backend import NativeBackend
+from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
+from bench.scenario.model import Scenario, parse_scenario
+from bench.values import Outcome
+from tests.engines import skip_or_fail
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+#: An allocation size no other process on the host uses, so the probe is recognisable.
+ALLOC = 24 * MiB + 4096 * 7
+
+
+def by_hand_pss(pids: list[int]) -> int:
+    """Sum of the ``Pss:`` lines of /proc/PID/smaps_rollup, in bytes (written out plainly)."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def smem_pss(pids: list[int]) -> int:
+    """PSS of ``pids`` according to smem (kB from /proc/PID/smaps), in bytes."""
+    out = subprocess.run(
+        ["smem", "-H", "-c", "pid pss"], capture_output=True, text=True, check=True
+    ).stdout
+    by_pid = {int(p): int(k) for p, k in (line.split() for line in out.splitlines())}
+    missing = [pid for pid in pids if pid not in by_pid]
+    assert not missing, f"smem did not list {missing}: the probe ended before it was read"
+    return sum(by_pid[pid] for pid in pids) * 1024
+
+
+def scenario(workload: dict[str, Any], backends: list[str]) -> Scenario:
+    return parse_scenario(
+        {
+            "format_version": 1,
+            "name": f"it-{workload['kind']}",
+            "workload": workload,
+            "timeout": 120,
+            "backends": backends,
+        }
+    )
+
+
+def count_shims() -> int:
+    """containerd-shim processes on the host: they share pages, so PSS depends on how many."""
+    return sum(
+        1
+        for p in psutil.process_iter(["name"])
+        if (p.info["name"] or "").startswith("containerd-shim")
+    )
+
+
+def read_by_hand(pids: list[int]) -> tuple[int, int]:
+    """(by-hand PSS, smem PSS or -1), read back to back while no shim came or went."""
+    for _ in range(10):
+        shims, hand = count_shims(), by_hand_pss(pids)
+        smem = smem_pss(pids) if shutil.which("smem") else -1
+        if count_shims() == shims and by_hand_pss(pids) == pytest.approx(hand, rel=0.01):
+            return hand, smem
+        time.sleep(0.1)  # a container started or stopped meanwhile (a shared host)
+    pytest.fail("the host's processes kept changing while the PSS was read")
+
+
+def measure_while_idle(
+    backend: Backend, sc: Scenario, tmp_path: Path, find: Callable[[], list[int] | None]
+) -> tuple[Outcome, list[int], list[int], tuple[int, int]]:
+    """Run one repetition in a thread; meanwhile find the environment's pids and read them.
+
+    Returns the outcome, the pids, every by-hand PSS sum read while the probe idled (the
+    backend read it at one instant of that window) and one (by hand, smem) pair.
+    """
+    (variant,) = backend.variants(sc)
+    backend.prepare(sc, variant)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["outcome"] = backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
+        except Exception as exc:  # handed to the test's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 60
+    pids: list[int] | None = None
+    while pids is None and time.monotonic() < deadline and worker.is_alive():
+        pids = find()
+        time.sleep(0.02)
+    assert pids, "the idling probe was never seen"
+    hands = [by_hand_pss(pids)]
+    pair = read_by_hand(pids)
+    while worker.is_alive():
+        try:
+            hands.append(by_hand_pss(pids))
+        except (FileNotFoundError, ProcessLookupError):
+            break  # the probe finished idling
+        time.sleep(0.05)
+    worker.join(120)
+    if "error" in box:
+        raise box["error"]
+    return box["outcome"], pids, hands, pair
+
+
+def _touched(proc: psutil.Process) -> bool:
+    """Whether the probe has touched its allocation (it idles from then on)."""
+    return bool(proc.memory_info().rss >= ALLOC)
+
+
+def _probe_process() -> psutil.Process | None:
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "idle" in cmdline and str(ALLOC) in cmdline:
+            return proc
+    return None
+
+
+def check(outcome: Outcome, pids: list[int], hands: list[int], pair: tuple[int, int]) -> None:
+    """Same definition on every backend: Σ PSS of exactly these host processes."""
+    values = {m.metric: m.value for m in outcome.measurements}
+    emitted = values["memory.environment"]
+    assert "memory.overhead" not in values  # one definition, computed in the summary
+    assert set(outcome.facts["environment_pids"].split(",")) == {str(p) for p in pids}
+    assert emitted >= ALLOC  # the touched pages are the probe's own
+    # On a shared host a container starting elsewhere re-splits the shim's shared pages: the
+    # backend's instant must match a by-hand reading of the same idle window within 5 %.
+    nearest = min(hands, key=lambda hand: abs(hand - emitted))
+    assert emitted == pytest.approx(nearest, rel=0.05), (emitted, sorted(set(hands)))
+    hand, smem = pair
+    if smem < 0:
+        skip_or_fail("smem is not installed: the smem cross-check did not run")
+    assert hand == pytest.approx(smem, rel=0.05)
+
+
+# -- native -------------------------------------------------------------------------------------
+
+
+def test_native_memory_environment_is_the_probe_tree_pss(tmp_path: Path) -> None:
+    sc = scenario({"kind": "memory", "alloc": ALLOC, "idle": 8.0}, ["native"])
+    backend = NativeBackend()
+
+    def find() -> list[int] | None:
+        proc = _probe_process()
+        return [proc.pid] if proc is not None and _touched(proc) else None
+
+    try:
+        outcome, pids, hands, pair = measure_while_idle(backend, sc, tmp_path, find)
+    finally:
+        backend.teardown()
+    check(outcome, pids, hands, pair)
+
+
+def test_native_disk_file_shares_dockers_filesystem(tmp_path: Path) -> None:
+    if shutil.which("fio") is None:
+        skip_or_fail("fio is not installed")
+    sc = scenario({"kind": "disk", "file_size": "4MiB", "runtime": 0.2}, ["native"])
+    backend = NativeBackend()
+    (variant,) = backend.variants(sc)
+    assert variant.label == "host"  # direct I/O is the default and unlabelled
+    backend.prepare(sc, variant)
+    try:
+        outcome = backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
+    finally:
+        backend.teardown()
+    facts = outcome.facts
+    assert facts["direct_io"] == "on"
+    assert facts["disk_host_fs_type"] not in ("", "unknown")
+    assert facts["disk_host_fs_dev"].count(":") == 1
+    assert not Path(facts["disk_host_path"]).exists()  # the private directory is removed
+    if Path("/var/lib/docker").is_dir():
+        assert facts["disk_same_fs_as_docker_data_root"] == "yes", facts
+
+
+# -- docker -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def docker_backend() -> Iterator[DockerBackend]:
+    try:
+        connect().close()
+    except DockerUnreachableError as exc:
+        skip_or_fail(str(exc))
+    try:
+        ensure_image(log=lambda _: None)
+    except FileNotFoundError as exc:
+        skip_or_fail(f"cannot build the isobench image: {exc}")
+    backend = DockerBackend()
+    assert backend.availability().ok
+    yield backend
+    backend.teardown()
+
+
+@pytest.mark.docker
+def test_docker_memory_environment_is_container_plus_shim_pss(
+    docker_backend: DockerBackend, tmp_path: Path
+) -> None:
+    sc = scenario({"kind": "memory", "alloc": ALLOC, "idle": 8.0}, ["docker"])
+    client = docker.from_env()
+    run = docker_backend._owner().run
+
+    def find() -> list[int] | None:
+        containers = client.containers.list(filters={"label": f"{RUN_LABEL}={run}"})
+        for container in containers:
+            pid = int(container.attrs["State"]["Pid"])
+            if pid and _touched(psutil.Process(pid)):
+                shims = [
+                    p.pid
+                    for p in psutil.process_iter(["name", "cmdline"])
+                    if (p.info["name"] or "").startswith("containerd-shim")
+                    and container.id in " ".join(p.info["cmdline"] or [])
+                ]
+                return [*shims, pid]
+        return None
+
+    try:
+        outcome, pids, hands, pair = measure_while_idle(docker_backend, sc, tmp_path, find)
+    finally:
+        client.close()
+    assert len(pids) == 2  # one shim, the probe (the container's only process)
+    check(outcome, pids, hands, pair)
+    values = {m.metric: m.value for m in outcome.measurements}
+    assert 0 < values["memory.shim_pss"] < values["memory.environment"]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("storage", ["overlay", "volume"])
+def test_docker_disk_placement_and_direct_label(
+    docker_backend: DockerBackend, tmp_path: Path, storage: str
+) -> None:
+    if shutil.which("fio") is None:
+        skip_or_fail("fio is not installed")
+    for direct, suffix in (("on", ""), ("off", ",direct=off")):
+        sc = parse_scenario(
+            {
+                "format_version": 1,
+                "name": f"it-disk-{direct}",
+                "workload": {"kind": "disk", "file_size": "4MiB", "runtime": 0.2, "direct": direct},
+                "timeout": 120,
+                "docker": {"storage": [storage]},
+            }
+        )
+        (variant,) = docker_backend.variants(sc)
+        assert variant.label.endswith(f"storage={storage}{suffix}")
+        docker_backend.prepare(sc, variant)
+        outcome = docker_backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
+        facts = outcome.facts
+        assert facts["direct_io"] == direct
+        host_path = facts["disk_host_path"]
+        where = "/volumes/" if storage == "volume" else "/overlay2/"
+        assert where in host_path, host_path
+        assert host_path.endswith("/_data" if storage == "volume" else "/var/tmp/isobench")
+        assert Path(host_path).is_dir()
+        # On the host filesystem of Docker's data root, like native's test directory.
+        assert facts["disk_host_fs_type"] not in ("overlay", "", "unknown")
+        data_root = docker.from_env().info()["DockerRootDir"]
+        assert facts["disk_host_fs_dev"] == _dev(Path(data_root))
+
+
+def _dev(path: Path) -> str:
+    device = path.stat().st_dev
+    return f"{os.major(device)}:{os.minor(device)}"
