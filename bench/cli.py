@@ -21,6 +21,7 @@ COMMANDS: Final = (
     "backends",
     "env",
     "provision",
+    "clean",
 )
 
 DESCRIPTION = """\
@@ -35,6 +36,7 @@ typical use:
   isobench run                  every scenario under scenarios/ on every available backend
   isobench report results/RUN -o report.html
   isobench compare results/OLD results/NEW --threshold 5%
+  isobench clean                list what killed runs left behind (--yes removes it)
 """
 
 

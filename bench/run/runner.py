@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from bench.backends.base import Backend, Repetition
 from bench.metrics import lookup
+from bench.ownership import make_scratch, scratch_leftovers, sweep
 from bench.results import SCHEMA_VERSION, RunWriter, Sample, Status, new_run_id
 from bench.run.plan import PlannedItem, Unit, interleaves, plan
 from bench.run.rundir import (
@@ -95,6 +96,8 @@ class Runner:
     progress: ProgressSink = field(default_factory=NullProgress)
     #: extra seconds after the scenario timeout before the runner interrupts a backend itself
     watchdog_grace: float = 30.0
+    #: where repetitions' working directories go (default: ``run_dir/work``)
+    scratch: Path | None = None
     observed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     _position: int = 0
@@ -230,7 +233,8 @@ class Runner:
     def _run_item(self, item: PlannedItem) -> None:
         self._position += 1
         self.progress.begin(item, self._position, self._total)
-        workdir = self.run_dir / "work" / f"{item.scenario.name}-{item.backend}-{self._position}"
+        scratch = self.scratch or self.run_dir / "work"
+        workdir = scratch / f"{item.scenario.name}-{item.backend}-{self._position}"
         workdir.mkdir(parents=True, exist_ok=True)
         repetition = Repetition(
             item.scenario, item.variant, item.index, item.warmup, item.scenario.timeout, workdir
@@ -309,9 +313,14 @@ def execute_run(
         "health": {},
         "warnings": host_warnings(host),
     }
+    # Scratch data (fio files, working directories) lives outside the results, owned by this
+    # process: removed below on every exit path, and by the next run if this one is killed.
+    environment["warnings"] += sweep(scratch_leftovers()).notes()
+    scratch = make_scratch(run_id)
     writer.write_environment(environment)  # a killed run still says what it ran on
     before = health_snapshot()
     runner = Runner(run_id, run_dir, writer, backends, progress or NullProgress(), watchdog_grace)
+    runner.scratch = scratch
     runner.log(f"run {run_id}: {len(items)} planned repetitions")
     interrupted = False
     try:
@@ -335,5 +344,5 @@ def execute_run(
             if interrupted:
                 environment["warnings"].append("the run was interrupted: it is incomplete")
             writer.write_environment(environment)
-            shutil.rmtree(run_dir / "work", ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     return RunResult(run_id, run_dir, interrupted, writer.count)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bench import ownership
 from bench.backends.docker import measure as docker_measure
 from bench.backends.docker import support as docker_support
 from bench.backends.docker.backend import DockerBackend
@@ -25,9 +26,7 @@ from bench.backends.docker.support import (
     ContainerExecutor,
     Ownership,
     host_config_kwargs,
-    owner_alive,
-    owner_token,
-    remove_orphans,
+    leftovers,
 )
 from bench.envbuild.image import unreachable_reason
 from bench.scenario.model import Limits, parse_scenario
@@ -143,15 +142,6 @@ def test_cli_argv_mirrors_the_api_settings() -> None:
 # -- ownership and orphans -------------------------------------------------------------------
 
 
-def test_owner_token_identifies_a_live_process_and_rejects_reused_pids() -> None:
-    token = owner_token()
-    assert owner_alive(token)
-    pid = token.split(":")[0]
-    assert not owner_alive(f"{pid}:1.00")  # same pid, other start time: a different process
-    assert not owner_alive("999999999:0.00")
-    assert not owner_alive("garbage")
-
-
 def test_ownership_labels_and_names_are_unique() -> None:
     owner = Ownership()
     labels = owner.labels("runtime=runc")
@@ -163,7 +153,7 @@ def test_ownership_labels_and_names_are_unique() -> None:
 
 class FakeObject:
     def __init__(self, name: str, labels: dict[str, str], removed: list[str]) -> None:
-        self.name = self.id = name
+        self.name = self.id = self.short_id = name
         self.labels = labels
         self.attrs = {"Labels": labels}
         self._removed = removed
@@ -184,19 +174,41 @@ class FakeClient:
     def __init__(self, containers: list[FakeObject], volumes: list[FakeObject]) -> None:
         self.containers = FakeCollection(containers)
         self.volumes = FakeCollection(volumes)
+        self.networks = FakeCollection([])
 
 
-def test_remove_orphans_spares_live_owners() -> None:
+def test_cleanup_removes_only_this_hosts_dead_owners() -> None:
     removed: list[str] = []
-    alive = {LABEL: "1", OWNER_LABEL: owner_token()}
-    dead = {LABEL: "1", OWNER_LABEL: "999999999:0.00"}
+    here = ownership.scope()
+    alive = {LABEL: "1", OWNER_LABEL: ownership.current().token}
+    dead_owner = ownership.Owner(here.host, here.boot, here.pidns, os.getpid(), "1")
+    dead = {LABEL: "1", OWNER_LABEL: dead_owner.token}  # our pid, another start: reused
+    issue = {LABEL: "1", OWNER_LABEL: "1:1.00"}  # issue 14's foreign container
+    other_host = {LABEL: "1", OWNER_LABEL: dead_owner.token.replace(here.host, "f" * 16)}
     client = FakeClient(
-        [FakeObject("live", alive, removed), FakeObject("orphan", dead, removed)],
-        [FakeObject("live-vol", alive, removed), FakeObject("orphan-vol", dead, removed)],
+        [
+            FakeObject("live", alive, removed),
+            FakeObject("orphan", dead, removed),
+            FakeObject("issue", issue, removed),
+            FakeObject("remote", other_host, removed),
+        ],
+        [
+            FakeObject("live-vol", alive, removed),
+            FakeObject("orphan-vol", dead, removed),
+            FakeObject("bare-vol", {LABEL: "1"}, removed),
+        ],
     )
-    result = remove_orphans(client)  # type: ignore[arg-type]
+    result = ownership.sweep(leftovers(client))  # type: ignore[arg-type]
     assert removed == ["orphan", "orphan-vol"]
-    assert result == ["container orphan", "volume orphan-vol"]
+    assert [r.split(" (")[0] for r in result.removed] == [
+        "docker container orphan",
+        "docker volume orphan-vol",
+    ]
+    assert [r.split(" (")[0] for r in result.listed] == [
+        "docker container issue",
+        "docker container remote",
+        "docker volume bare-vol",
+    ]
 
 
 # -- exec timeout ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from bench import ownership
 from bench.backends.base import Repetition
 from bench.scenario.model import (
     CommandWorkload,
@@ -53,7 +54,7 @@ try:
         ContainerExecutor,
         Ownership,
         host_config_kwargs,
-        remove_orphans,
+        leftovers,
         remove_run,
         seccomp_mode,
         seccomp_profile,
@@ -117,12 +118,11 @@ class DockerBackend:
         return self._tag
 
     def _cleanup_orphans(self, client: docker.DockerClient) -> None:
+        """Remove what dead harness processes of this host left (once, at the run's start)."""
         if self._cleaned:
             return
-        removed = remove_orphans(client)
-        if removed:
-            self._notes.append(f"removed orphans of an interrupted run: {', '.join(removed)}")
         self._cleaned = True
+        self._notes += ownership.sweep(leftovers(client)).notes()
 
     def _check_runtime(self, client: docker.DockerClient, runtime: str) -> None:
         """Start one throw-away container with ``runtime`` (once): registered is not working."""
@@ -152,7 +152,7 @@ class DockerBackend:
     # -- protocol -------------------------------------------------------------------------------
 
     def availability(self) -> Availability:
-        """SDK importable, dockerd answering, permission, image present (orphans removed)."""
+        """SDK importable, dockerd answering, permission, image present. Deletes nothing."""
         if SDK_ERROR is not None:
             reason = f"docker SDK for Python not importable: {SDK_ERROR}"
             return Availability(False, reason, "pip install docker")
@@ -166,7 +166,6 @@ class DockerBackend:
             return Availability(False, f"cannot compute the image tag: {exc}", BUILD_HINT)
         if not image_exists(client, tag):
             return Availability(False, f"isobench image missing ({tag})", BUILD_HINT)
-        self._cleanup_orphans(client)
         return Availability(True)
 
     def runtimes(self) -> list[str]:
@@ -201,7 +200,7 @@ class DockerBackend:
         return out
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
-        """Remove orphans, check image and runtime; start the exec container if one is used."""
+        """Remove dead runs' leftovers, check image and runtime; start the exec container."""
         try:
             client = self._connect()
         except DockerUnreachableError as exc:
@@ -301,7 +300,7 @@ class DockerBackend:
             self._client = None
 
     def notes(self) -> list[str]:
-        """Skipped runtimes and removed orphans, for environment.json and the report."""
+        """Skipped runtimes and leftovers removed or kept, for environment.json and the report."""
         return list(self._notes)
 
     def environment(self) -> dict[str, Any]:

@@ -1,16 +1,17 @@
-"""Docker backend plumbing: ownership labels, orphan cleanup, container settings, exec.
+"""Docker backend plumbing: ownership labels, leftovers, container settings, exec.
 
-Every container and volume the harness creates carries ``isobench=1`` plus the owner
-(``pid:start-time`` of the harness process) and a per-backend-instance run token. Anything
-labelled ``isobench=1`` whose owner process is gone is an orphan of an interrupted run and is
-removed; objects of a live harness process are left alone, so two harness processes (a test and
-a run) never delete each other's containers.
+Every container and volume the harness creates carries ``isobench=1``, the owner token of the
+harness process (:mod:`bench.ownership`: host fingerprint, boot, pid namespace, pid and its
+start time) and a per-backend-instance run token. :func:`leftovers` lists everything labelled
+``isobench`` with its owner's verdict; cleanup removes only what this host's dead harness
+processes left, and lists (never removes) what it cannot prove is its own: no token, another
+host's (a shared ``DOCKER_HOST``), a harness in another pid namespace (a shared docker.sock).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import functools
 import secrets
 import threading
 import time
@@ -21,9 +22,9 @@ from typing import Any, Final
 
 import docker
 import docker.errors
-import psutil
 import requests.exceptions
 
+from bench import ownership
 from bench.scenario.model import Limits
 from bench.values import BackendError, RepetitionTimeout
 from bench.workloads import ExecResult
@@ -39,32 +40,16 @@ OVERLAY_DIR: Final = "/var/tmp/isobench"
 _GONE = (docker.errors.NotFound,)
 
 
-def owner_token(pid: int | None = None) -> str:
-    """``pid:create_time`` of a process: unique even when pids are reused."""
-    proc = psutil.Process(pid or os.getpid())
-    return f"{proc.pid}:{proc.create_time():.2f}"
-
-
-def owner_alive(token: str) -> bool:
-    """Whether the harness process named by an owner token still runs."""
-    pid_text, _, started = token.partition(":")
-    try:
-        proc = psutil.Process(int(pid_text))
-        return f"{proc.create_time():.2f}" == started
-    except (ValueError, psutil.Error):
-        return False
-
-
 @dataclass
 class Ownership:
     """The labels this backend instance puts on everything it creates."""
 
     run: str = field(default_factory=lambda: secrets.token_hex(4))
-    owner: str = field(default_factory=owner_token)
+    owner: str = field(default_factory=lambda: ownership.current().token)
     _serial: int = 0
 
     def labels(self, variant: str = "") -> dict[str, str]:
-        """Labels for a new container or volume."""
+        """Labels for a new container, volume or network."""
         out = {LABEL: "1", OWNER_LABEL: self.owner, RUN_LABEL: self.run}
         if variant:
             out[VARIANT_LABEL] = variant
@@ -76,24 +61,39 @@ class Ownership:
         return f"isobench-{self.run}-{what}-{self._serial}"
 
 
-def remove_orphans(client: docker.DockerClient) -> list[str]:
-    """Remove containers and volumes labelled ``isobench=1`` whose owner is dead."""
-    removed: list[str] = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-        owner = container.labels.get(OWNER_LABEL, "")
-        if owner and owner_alive(owner):
-            continue
-        with contextlib.suppress(*_GONE):
-            container.remove(force=True, v=True)
-            removed.append(f"container {container.name}")
-    for volume in client.volumes.list(filters={"label": f"{LABEL}=1"}):
-        owner = (volume.attrs.get("Labels") or {}).get(OWNER_LABEL, "")
-        if owner and owner_alive(owner):
-            continue
-        with contextlib.suppress(*_GONE, docker.errors.APIError):
-            volume.remove(force=True)
-            removed.append(f"volume {volume.name}")
-    return removed
+def leftovers(client: docker.DockerClient) -> list[ownership.Leftover]:
+    """Containers, then volumes and networks, labelled ``isobench``, with their owner's verdict.
+
+    Containers come first: a volume or network in use cannot be removed before them.
+    """
+    found: list[ownership.Leftover] = []
+    wanted: dict[str, Any] = {"label": LABEL}  # the key, any value: foreign ones are listed too
+    for container in client.containers.list(all=True, filters=wanted):
+        found.append(
+            ownership.Leftover(
+                "docker container",
+                container.name or container.short_id,
+                ownership.verdict((container.labels or {}).get(OWNER_LABEL)),
+                functools.partial(_remove, container, force=True, v=True),
+            )
+        )
+    for kind, collection in (("volume", client.volumes), ("network", client.networks)):
+        for obj in collection.list(filters=wanted):
+            kwargs = {"force": True} if kind == "volume" else {}
+            found.append(
+                ownership.Leftover(
+                    f"docker {kind}",
+                    obj.name or obj.short_id,
+                    ownership.verdict((obj.attrs.get("Labels") or {}).get(OWNER_LABEL)),
+                    functools.partial(_remove, obj, **kwargs),
+                )
+            )
+    return found
+
+
+def _remove(obj: Any, **kwargs: Any) -> None:
+    with contextlib.suppress(*_GONE):
+        obj.remove(**kwargs)
 
 
 def remove_run(client: docker.DockerClient, run: str) -> list[str]:

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import Any, Final
 from bench.backends.base import Repetition
 from bench.backends.native.cgroup import Cgroup, limits_text
 from bench.paths import cache_dir
+from bench.procgroup import kill_tree, release, spawn, terminate_group
 from bench.scenario.model import Scenario
 from bench.sysinfo import filesystem_facts, vm_hwm
 from bench.values import (
@@ -99,20 +99,6 @@ def native_placement(directory: Path) -> dict[str, str]:
                 f"{root}: set ISOBENCH_DISK_DIR to a directory there to compare like with like"
             )
     return facts
-
-
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _reap(proc: subprocess.Popen[Any]) -> None:
-    """Kill the workload's whole process group, wait for it and close its pipes."""
-    _kill_group(proc)
-    proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 class NativeBackend:
@@ -208,13 +194,14 @@ class NativeBackend:
         try:
             with self._cgroup.attached() if self._cgroup else nullcontext():
                 t0 = time.time_ns()
-                proc = subprocess.Popen(
-                    list(argv),
+                # Its own process group (a timeout kills it all), watched by the reaper (it
+                # dies with the harness, even a harness killed with SIGKILL).
+                proc = spawn(
+                    argv,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
                     cwd=cwd,
-                    start_new_session=True,  # its own process group: a timeout kills it all
                 )
         except OSError as exc:
             msg = f"cannot run {argv[0]!r}: {exc.strerror or exc}"
@@ -236,7 +223,7 @@ class NativeBackend:
 
         def expire() -> None:
             expired.set()
-            _kill_group(proc)
+            terminate_group(proc.pid, lambda: proc.poll() is not None)
 
         watchdog = threading.Timer(max(timeout, 0.001), expire)
         watchdog.daemon = True
@@ -244,13 +231,15 @@ class NativeBackend:
         try:
             out, err = proc.communicate()
         except BaseException:  # Ctrl-C or the runner's watchdog: never leave it running
-            _reap(proc)
-            raise
-        finally:
             watchdog.cancel()
+            kill_tree(proc)
+            raise
+        watchdog.cancel()
         if expired.is_set():
+            kill_tree(proc)  # members of the group that outlived the leader, then forget it
             msg = f"{what} did not finish within the {budget:g} s timeout (killed)"
             raise RepetitionTimeout(msg)
+        release(proc)  # a late watchdog now signals nothing
         return out.decode(errors="replace"), (err or b"").decode(errors="replace")
 
     def _executor(self, repetition: Repetition) -> Executor:
@@ -327,8 +316,12 @@ class NativeBackend:
             head = _read_until(proc, b"ready_ns=", deadline)
             environment = environment_memory(process_tree(proc.pid))
             hwm = vm_hwm(proc.pid)
+        except psutil.Error as exc:
+            kill_tree(proc)
+            msg = f"probe idle exited before it could be measured: {exc}"
+            raise BackendError(msg) from exc
         except BaseException:
-            _reap(proc)
+            kill_tree(proc)
             raise
         rest, _ = self._communicate(proc, deadline - time.monotonic(), "probe idle", timeout)
         out = head + rest
@@ -377,7 +370,7 @@ def _read_until(proc: subprocess.Popen[bytes], marker: bytes, deadline: float) -
     while marker not in buffer or not buffer.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0:
-            _reap(proc)
+            kill_tree(proc)
             msg = "probe idle did not report ready before the timeout (killed)"
             raise RepetitionTimeout(msg)
         readable, _, _ = select.select([fd], [], [], left)
@@ -387,7 +380,7 @@ def _read_until(proc: subprocess.Popen[bytes], marker: bytes, deadline: float) -
                 break
             buffer += chunk
     if marker not in buffer:
-        _reap(proc)
+        kill_tree(proc)
         msg = f"probe idle exited with status {proc.returncode}: {buffer.decode()[-300:]!r}"
         raise BackendError(msg)
     return buffer.decode(errors="replace")

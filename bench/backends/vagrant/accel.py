@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from bench.paths import cache_dir
+from bench.procgroup import kill_tree, spawn
 
 ACCELERATORS: Final = ("kvm", "tcg", "hvf", "whpx")
 KVM_DEVICE: Final = Path("/dev/kvm")
@@ -107,7 +108,7 @@ def probe_boot(
     if initrd is not None:
         argv += ["-initrd", str(initrd)]
     start = time.monotonic()
-    proc = subprocess.Popen(
+    proc = spawn(  # its own group, and it dies with the harness
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -130,10 +131,8 @@ def probe_boot(
     thread.start()
     done.wait(timeout)
     elapsed = time.monotonic() - start
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(5)
-    thread.join(5)  # the pipe hits EOF once QEMU is dead
+    kill_tree(proc, grace=1.0, close=False)  # QEMU dead: the reader hits EOF
+    thread.join(5)
     if proc.stdout is not None:
         proc.stdout.close()
     console = "".join(chunks)

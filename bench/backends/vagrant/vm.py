@@ -9,13 +9,15 @@ The ``vagrant`` CLI is driven with :mod:`subprocess` rather than python-vagrant:
 has no timeouts and hides the child process, and the harness needs both (a hung ``vagrant up``
 is killed, and the start instant of ``up`` is the reference of every startup phase).
 
-Names are ``isobench-<pid>-<token>`` (libvirt domain ``<name>_default``): a domain whose pid is
-no longer alive belongs to an interrupted run and is destroyed by :func:`destroy_orphans`.
+Names are ``isobench-<pid>-<token>`` (libvirt domain ``<name>_default``); the VM's directory
+holds an owner file (:mod:`bench.ownership`). :func:`destroy_orphans` removes domains, volumes
+and directories whose owner is provably dead, and lists those it cannot prove are ours.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -30,7 +32,9 @@ from typing import Final
 
 import psutil
 
+from bench import ownership
 from bench.backends.vagrant.accel import qemu_cmdline_accel
+from bench.ownership import Leftover, Verdict, read_owner_file, remove_tree, write_owner_file
 from bench.paths import REPO_ROOT, cache_dir
 from bench.values import BackendError, RepetitionTimeout
 from bench.workloads import ExecResult
@@ -138,6 +142,7 @@ class VagrantVM:
         self.domain = f"{self.name}_default"
         self.dir = (root or vms_root()) / self.name
         self.dir.mkdir(parents=True)
+        write_owner_file(self.dir)  # proves whose VM this is to a later cleanup
         shutil.copyfile(REPO_ROOT / "Vagrantfile", self.dir / "Vagrantfile")
         self.key = self.dir / "insecure_private_key"
         shutil.copyfile(insecure_private_key(), self.key)
@@ -361,31 +366,50 @@ def pool_volumes(pool: str = "default") -> list[str]:
     return parse_vol_list(run_quiet([*VIRSH, "vol-list", "--pool", pool], 30).stdout)
 
 
-def _owner_alive(name: str) -> bool:
-    match = DOMAIN_RE.match(name)
-    return match is not None and psutil.pid_exists(int(match["pid"]))
+def leftovers() -> list[Leftover]:
+    """Domains, pool volumes and VM directories named ``isobench-*``, with their owner's verdict.
+
+    The owner token is the owner file in the VM's directory (``<cache>/vagrant/<name>/``):
+    a domain or volume whose directory is gone (or never had one) cannot be proven ours.
+    """
+    root = cache_dir() / "vagrant"
+
+    def judged(name: str) -> Verdict:
+        match = DOMAIN_RE.match(name)
+        vm_name = f"{PREFIX}{match['pid']}-{match['token']}" if match else name
+        return ownership.verdict(read_owner_file(root / vm_name))
+
+    found = [
+        Leftover("libvirt domain", d, judged(d), functools.partial(force_remove_domain, d))
+        for d in list_domains()
+        if DOMAIN_RE.match(d)
+    ]
+    for volume in pool_volumes():
+        if DOMAIN_RE.match(volume):
+            argv = [*VIRSH, "vol-delete", "--pool", "default", volume]
+            delete = functools.partial(run_quiet, argv, 60)
+            found.append(Leftover("libvirt volume", volume, judged(volume), delete))
+    for vm_dir in sorted(root.glob(PREFIX + "*")) if root.is_dir() else []:
+        remove = functools.partial(_remove_vm_dir, vm_dir)
+        found.append(Leftover("VM directory", str(vm_dir), judged(vm_dir.name), remove))
+    return found
+
+
+def _remove_vm_dir(vm_dir: Path) -> None:
+    ctl = vm_dir / "ctl"
+    if ctl.exists():
+        run_quiet(["ssh", "-o", f"ControlPath={ctl}", "-O", "exit", "default"], 15)
+    remove_tree(vm_dir)
 
 
 def destroy_orphans() -> list[str]:
-    """Remove domains, volumes and VM directories left by dead isobench runs; return names."""
-    removed: list[str] = []
-    for domain in list_domains():
-        if DOMAIN_RE.match(domain) and not _owner_alive(domain):
-            force_remove_domain(domain)
-            removed.append(domain)
-    for volume in pool_volumes():
-        if DOMAIN_RE.match(volume) and not _owner_alive(volume):
-            run_quiet([*VIRSH, "vol-delete", "--pool", "default", volume], 60)
-            removed.append(volume)
-    root = cache_dir() / "vagrant"
-    for vm_dir in sorted(root.glob(PREFIX + "*")) if root.is_dir() else []:
-        if not _owner_alive(vm_dir.name):
-            ctl = vm_dir / "ctl"
-            if ctl.exists():
-                run_quiet(["ssh", "-o", f"ControlPath={ctl}", "-O", "exit", "default"], 15)
-            shutil.rmtree(vm_dir, ignore_errors=True)
-            removed.append(str(vm_dir))
-    if removed:
+    """Remove what dead harness processes of this host left (domains, volumes, VM dirs).
+
+    Returns what was removed (with why); what cannot be proven ours is kept (``isobench
+    clean`` lists it).
+    """
+    result = ownership.sweep(leftovers())
+    if result.removed:
         # Vagrant's machine index still lists the removed machines until pruned.
         run_quiet(["vagrant", "global-status", "--prune"], 120)
-    return removed
+    return result.removed + [f"FAILED {item}" for item in result.failed]
