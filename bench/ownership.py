@@ -217,12 +217,16 @@ def scratch_root() -> Path:
     return cache_dir() / "scratch"
 
 
-def make_scratch(run_id: str) -> Path:
-    """A new scratch directory for run ``run_id`` of this process, with its owner file."""
-    directory = scratch_root() / f"{run_id}-{os.getpid()}"
+def make_owned_dir(directory: Path) -> Path:
+    """Create ``directory`` (parents too) with this process's owner file in it."""
     directory.mkdir(parents=True)
     write_owner_file(directory)
     return directory
+
+
+def make_scratch(run_id: str) -> Path:
+    """A new scratch directory for run ``run_id`` of this process, with its owner file."""
+    return make_owned_dir(scratch_root() / f"{run_id}-{os.getpid()}")
 
 
 def remove_tree(path: Path) -> None:
@@ -233,14 +237,14 @@ def remove_tree(path: Path) -> None:
         raise OSError(msg)
 
 
-def scratch_leftovers(root: Path | None = None) -> list[Leftover]:
-    """Every scratch directory under ``root`` with its owner's verdict."""
+def scratch_leftovers(root: Path | None = None, kind: str = "scratch directory") -> list[Leftover]:
+    """Every directory under ``root`` (default: the scratch root) with its owner's verdict."""
     base = root or scratch_root()
     if not base.is_dir():
         return []
     return [
         Leftover(
-            "scratch directory",
+            kind,
             str(directory),
             verdict(read_owner_file(directory)),
             functools.partial(remove_tree, directory),

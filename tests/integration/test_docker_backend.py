@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import pytest
 
+from bench import ownership
 from bench.backends.base import Repetition
 from bench.backends.docker.backend import DockerBackend
 from bench.backends.docker.support import LABEL, OWNER_LABEL, RUN_LABEL
@@ -272,8 +273,12 @@ def test_keyboard_interrupt_mid_run_leaves_zero_containers(
     assert leftovers(client, run) == []
 
 
-def test_orphans_of_a_dead_run_are_removed(client: docker.DockerClient, image: str) -> None:
-    dead_owner = "1:0.00"  # pid 1 exists but started at another time: not our process
+def test_orphans_of_a_dead_run_are_removed_at_prepare_only(
+    client: docker.DockerClient, image: str, tmp_path: Path
+) -> None:
+    here = ownership.scope()
+    # This host, this pid, another start time: the pid was reused, the owner is dead.
+    dead_owner = ownership.Owner(here.host, here.boot, here.pidns, os.getpid(), "1").token
     labels = {LABEL: "1", OWNER_LABEL: dead_owner, RUN_LABEL: "deadbeef"}
     container = client.containers.create(
         image, ["sleep", "infinity"], labels=labels, network_mode="none"
@@ -283,8 +288,12 @@ def test_orphans_of_a_dead_run_are_removed(client: docker.DockerClient, image: s
         fresh = DockerBackend()
         try:
             assert fresh.availability().ok
+            assert len(leftovers(client, "deadbeef")) == 2  # probing deletes nothing
+            sc = scenario({"kind": "command", "command": ["true"]})
+            (variant,) = fresh.variants(sc)
+            fresh.prepare(sc, variant)  # the start of a run that uses docker
             assert leftovers(client, "deadbeef") == []
-            assert any("orphans" in note for note in fresh.notes())
+            assert any(container.name in note for note in fresh.notes())
         finally:
             fresh.teardown()
     finally:

@@ -155,7 +155,7 @@ class FakeObject:
     def __init__(self, name: str, labels: dict[str, str], removed: list[str]) -> None:
         self.name = self.id = self.short_id = name
         self.labels = labels
-        self.attrs = {"Labels": labels}
+        self.attrs = {"Labels": labels, "Names": [f"/{name}"]}
         self._removed = removed
 
     def remove(self, **_: Any) -> None:

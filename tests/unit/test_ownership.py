@@ -3,9 +3,13 @@ one process-group kill (bench.procgroup), on literal data and real child process
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import signal
+import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -198,9 +202,50 @@ def test_kill_tree_sigkills_what_ignores_sigterm() -> None:
     assert group_members(proc.pid) == []
 
 
+def test_kill_tree_reaches_descendants_that_left_the_group() -> None:
+    proc = procgroup.spawn(["sh", "-c", "setsid sleep 301 & wait"])
+    (escaped,) = wait_for_child(proc.pid)
+    assert os.getpgid(escaped.pid) != proc.pid  # its own session, out of the group
+    procgroup.kill_tree(proc, grace=0.5)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        assert escaped.status() == psutil.STATUS_ZOMBIE  # killed, init has not reaped it yet
+
+
+def wait_for_child(pid: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        children = [c for c in psutil.Process(pid).children() if c.name() == "sleep"]
+        if children and os.getpgid(children[0].pid) != pid:
+            return children
+        time.sleep(0.02)
+    pytest.fail("the setsid child did not start")
+
+
 def test_a_released_group_is_never_signalled() -> None:
     proc = procgroup.spawn(["true"])
     proc.wait()
     procgroup.release(proc)
-    assert not procgroup.REAPER.owns_group(proc.pid)
-    procgroup.signal_group(proc.pid, signal.SIGKILL)  # a no-op, even if the pid was reused
+    assert procgroup.REAPER.bound(proc.pid) is None
+    procgroup.terminate_group(proc.pid, lambda: True)  # a no-op, even if the pid was reused
+
+
+def test_the_reaper_ends_registered_trees_when_its_pipe_closes() -> None:
+    victim = subprocess.Popen(["sleep", "302"], start_new_session=True)
+    bound = procgroup.boot_ticks()
+    fd = os.memfd_create("test-reaper")
+    os.ftruncate(fd, 4096 * 16)
+    table = mmap.mmap(fd, 4096 * 16)
+    struct.pack_into("qq", table, 0, victim.pid, bound)
+    struct.pack_into("qq", table, 16, 1, 0)  # pid 1 started after bound 0: not ours
+    reaper = subprocess.Popen(
+        [sys.executable, "-I", "-S", procgroup.__file__, "0.5", str(fd)],
+        stdin=subprocess.PIPE,
+        pass_fds=(fd,),
+    )
+    os.close(fd)
+    assert reaper.stdin is not None
+    time.sleep(0.3)
+    assert victim.poll() is None  # registered, alive, untouched while we live
+    reaper.stdin.close()  # what the kernel does when the harness dies
+    assert reaper.wait(10) == 0
+    assert victim.wait(5) == -signal.SIGTERM

@@ -68,12 +68,15 @@ def leftovers(client: docker.DockerClient) -> list[ownership.Leftover]:
     """
     found: list[ownership.Leftover] = []
     wanted: dict[str, Any] = {"label": LABEL}  # the key, any value: foreign ones are listed too
-    for container in client.containers.list(all=True, filters=wanted):
+    # sparse: the list's own data (names, labels), no inspect per container that would fail
+    # when another harness removes one of its containers meanwhile.
+    for container in client.containers.list(all=True, filters=wanted, sparse=True):
+        names = container.attrs.get("Names") or [container.short_id]
         found.append(
             ownership.Leftover(
                 "docker container",
-                container.name or container.short_id,
-                ownership.verdict((container.labels or {}).get(OWNER_LABEL)),
+                str(names[0]).lstrip("/"),
+                ownership.verdict((container.attrs.get("Labels") or {}).get(OWNER_LABEL)),
                 functools.partial(_remove, container, force=True, v=True),
             )
         )

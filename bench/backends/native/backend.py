@@ -31,7 +31,7 @@ from typing import Any, Final
 from bench.backends.base import Repetition
 from bench.backends.native.cgroup import Cgroup, limits_text
 from bench.paths import cache_dir
-from bench.procgroup import kill_tree, release, spawn, terminate_group
+from bench.procgroup import REAPER, kill_tree, release, spawn, terminate_group
 from bench.scenario.model import Scenario
 from bench.sysinfo import filesystem_facts, vm_hwm
 from bench.values import (
@@ -129,8 +129,9 @@ class NativeBackend:
         return [HOST]
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
-        """Build the static probe; create a cgroup when the scenario sets limits."""
+        """Build the static probe, start the reaper; create a cgroup when limits are set."""
         self._probe = build_probe(cache_dir())
+        REAPER.start()  # workloads die with the harness; started here, outside any timing
         self._remove_cgroup()
         limits = scenario.limits
         if limits.cpus is None and limits.memory is None:
