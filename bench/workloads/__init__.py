@@ -168,7 +168,9 @@ _FIO_JOBS: Final = (
 
 def fio_argv(workload: DiskWorkload, directory: str, direct: bool) -> list[str]:
     """argv of one fio invocation running every disk job in sequence (stonewalled)."""
-    runtime = f"{workload.runtime:g}"
+    # In milliseconds: fio reads a bare number as whole seconds, so 0.2 would become 0 (and
+    # fio then ignores time_based with a warning).
+    runtime = f"{round(workload.runtime * 1000)}ms"
     argv = [
         "fio",
         "--output-format=json",

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ from typing import Any, Final
 
 from bench.backends.base import Repetition
 from bench.backends.native.cgroup import Cgroup, limits_text
+from bench.ownership import make_owned_dir, scratch_leftovers, sweep
 from bench.paths import cache_dir
 from bench.procgroup import REAPER, kill_tree, release, spawn, terminate_group
 from bench.scenario.model import Scenario
@@ -112,6 +114,8 @@ class NativeBackend:
         self._cgroup: Cgroup | None = None
         self._limits_note = "none requested"
         self._counter = 0
+        self._swept = False
+        self._sweep_notes: list[str] = []
 
     # -- Backend protocol -------------------------------------------------------------------
 
@@ -132,6 +136,11 @@ class NativeBackend:
         """Build the static probe, start the reaper; create a cgroup when limits are set."""
         self._probe = build_probe(cache_dir())
         REAPER.start()  # workloads die with the harness; started here, outside any timing
+        if not self._swept:  # disk test directories of killed runs (same rule as scratch)
+            self._swept = True
+            self._sweep_notes = sweep(
+                scratch_leftovers(disk_directory(), "disk test directory")
+            ).notes()
         self._remove_cgroup()
         limits = scenario.limits
         if limits.cpus is None and limits.memory is None:
@@ -175,7 +184,10 @@ class NativeBackend:
 
     def notes(self) -> list[str]:
         """Limits that could not be applied, for environment.json and the report."""
-        return [f"limits {self._limits_note}"] if "NOT applied" in self._limits_note else []
+        notes = list(self._sweep_notes)
+        if "NOT applied" in self._limits_note:
+            notes.append(f"limits {self._limits_note}")
+        return notes
 
     def environment(self) -> dict[str, Any]:
         """Kernel, probe and how limits are enforced."""
@@ -290,14 +302,14 @@ class NativeBackend:
 
     def _disk(self, execute: Executor, workload: DiskWorkload, rep: Repetition) -> Outcome:
         """fio in a private directory on the host filesystem the other backends write to."""
-        directory = disk_directory() / f"native-{os.getpid()}"
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = disk_directory() / f"native-{os.getpid()}-{rep.index}"
+        shutil.rmtree(directory, ignore_errors=True)
+        make_owned_dir(directory)  # a killed harness leaves it to the next run's sweep
         try:
             outcome = run_disk(execute, workload, str(directory), rep.timeout)
             facts = native_placement(directory)
         finally:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+            shutil.rmtree(directory, ignore_errors=True)
         return self._with_facts(outcome, facts)
 
     def _memory(self, workload: MemoryWorkload, timeout: float) -> Outcome:
@@ -317,10 +329,6 @@ class NativeBackend:
             head = _read_until(proc, b"ready_ns=", deadline)
             environment = environment_memory(process_tree(proc.pid))
             hwm = vm_hwm(proc.pid)
-        except psutil.Error as exc:
-            kill_tree(proc)
-            msg = f"probe idle exited before it could be measured: {exc}"
-            raise BackendError(msg) from exc
         except BaseException:
             kill_tree(proc)
             raise
