@@ -18,6 +18,7 @@ COMMANDS: Final = (
     "report",
     "compare",
     "export",
+    "publish",
     "backends",
     "env",
     "provision",
@@ -36,6 +37,7 @@ typical use:
   isobench run                  every scenario under scenarios/ on every available backend
   isobench report results/RUN -o report.html
   isobench compare results/OLD results/NEW --threshold 5%
+  isobench publish results/     the static site: latest per host, trends, every run
   isobench clean                list what killed runs left behind (--yes removes it)
 """
 

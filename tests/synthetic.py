@@ -6,6 +6,7 @@ environment says so in its ``warnings``; never publish a report built from them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,3 +201,34 @@ def write_run(run_dir: Path, frame: pd.DataFrame, environment: dict[str, Any]) -
     )
     (run_dir / results.ENVIRONMENT_JSON).write_text(json.dumps(environment, indent=2))
     return run_dir
+
+
+def write_history(
+    root: Path,
+    runs: int,
+    rows: int,
+    hosts: tuple[str, ...] = ("synthetic-host",),
+    report: bool = False,
+) -> list[Path]:
+    """``runs`` synthetic run directories under ``root``, spread over ``hosts`` and days.
+
+    Each host gets its own identity (fingerprint); each run starts an hour after the previous
+    one and draws its own noise, so trends have something to show. ``report`` leaves a small
+    report.html in each run, as ``nox -s bench`` does.
+    """
+    out = []
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for index in range(runs):
+        host = hosts[index % len(hosts)]
+        run_id = f"synthetic-{index:05d}"
+        env = synthetic_environment(host=host, run_id=run_id)
+        stamp = (start + pd.Timedelta(hours=index)).isoformat()
+        env.update(started=stamp, finished=stamp)
+        fingerprint = hashlib.sha256(f"synthetic {host}".encode()).hexdigest()[:16]
+        env["host"]["identity"] = {"fingerprint": fingerprint, "label": host, "basis": "synthetic"}
+        frame = synthetic_frame(rows, seed=index, host=host).assign(run_id=run_id)
+        path = write_run(root / run_id, frame, env)
+        if report:
+            (path / "report.html").write_text(f"<!DOCTYPE html><title>{run_id}</title>")
+        out.append(path)
+    return out

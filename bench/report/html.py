@@ -21,6 +21,7 @@ from bench import __version__, metrics
 from bench import stats as st
 from bench.report import env as report_env
 from bench.report import format as fmt
+from bench.report import glance as report_glance
 from bench.report import plots as report_plots
 from bench.report.summary import summary_table
 
@@ -192,6 +193,7 @@ def render_html(
         "multi_host": multi_host,
         "banners": banners,
         "headline": headline(table, multi_host),
+        "glance": report_glance.as_context(report_glance.glance(table, BACKEND_ORDER)),
         "families": families,
         "failures": failures,
         "failure_total": failure_total,

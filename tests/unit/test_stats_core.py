@@ -204,3 +204,17 @@ def test_summarize_scales_to_synthetic_frame() -> None:
     assert (summary["n"] >= 5).all()
     assert (summary["ci_low"] <= summary["median"]).all()
     assert (summary["median"] <= summary["ci_high"]).all()
+
+
+def test_batched_ratio_cis_equal_one_at_a_time():
+    rng = np.random.default_rng(3)
+    pairs = []
+    for n_num, n_den in [(5, 5), (5, 5), (6, 5), (7, 10), (1, 3), (4, 4), (0, 3)]:
+        num = np.sort(rng.lognormal(0, 0.2, n_num))
+        den = np.sort(rng.lognormal(0, 0.2, n_den))
+        pairs.append((num, den))
+    pairs.append((np.sort(np.array([1.0, 2.0, 3.0])), np.zeros(3)))  # zero medians: no ratio
+    batched = stats.ratio_cis(pairs)
+    for (num, den), (low, high) in zip(pairs, batched, strict=True):
+        expected = stats.ratio_ci(num, den)
+        np.testing.assert_allclose([low, high], expected, equal_nan=True)
