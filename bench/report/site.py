@@ -18,6 +18,7 @@ run report's Content-Security-Policy: no script, no network.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -169,27 +170,27 @@ def _regressions(path: Path) -> tuple[str, ...]:
 
 
 def describe_runs(run_dirs: Sequence[Path]) -> list[Run]:
-    """Read each run's environment.json into a :class:`Run` (oldest first)."""
+    """Read each run's environment.json into a :class:`Run` (oldest first).
+
+    Runs are grouped by fingerprint; a host's display name is its newest run's label with
+    the fingerprint's first 8 digits (a renamed host stays one host).
+    """
     runs = []
     for path in run_dirs:
         env = results.load_environment(path)
-        key, label, fingerprint = host_key(env)
+        _, label, fingerprint = host_key(env)
         run_id = str(env.get("run_id") or path.name)
         complete = bool(env.get("finished")) and not env.get("interrupted")
+        started = _started(env, run_id)
         runs.append(
             Run(
-                run_id,
-                path,
-                key,
-                label,
-                fingerprint,
-                _started(env, run_id),
-                complete,
-                _regressions(path),
+                run_id, path, fingerprint, label, fingerprint, started, complete, _regressions(path)
             )
         )
     epoch = datetime.min.replace(tzinfo=UTC)
-    return sorted(runs, key=lambda r: (r.started or epoch, r.run_id))
+    runs.sort(key=lambda r: (r.started or epoch, r.run_id))
+    display = {r.fingerprint: f"{r.host_label} ({r.fingerprint[:8]})" for r in runs}
+    return [dataclasses.replace(r, host=display[r.fingerprint]) for r in runs]
 
 
 def load_history(run_dirs: Sequence[Path]) -> History:
@@ -307,10 +308,19 @@ def _run_report(run: Run, out: Path) -> str:
     if source.is_file():
         if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
             shutil.copyfile(source, target)
-    elif not target.exists() or not run.complete:
+    elif not target.exists() or _newer(run.path, target):
         frame, envs = report_html_inputs(run.path)
         target.write_text(report_html.render_html(frame, envs), encoding="utf-8")
     return f"runs/{target.name}"
+
+
+def _newer(run_dir: Path, target: Path) -> bool:
+    """Whether a run's data changed after ``target`` was rendered (an interrupted run grows)."""
+    built = target.stat().st_mtime
+    files = [
+        run_dir / n for n in (results.SAMPLES_JSONL, results.SAMPLES_PARQUET, "environment.json")
+    ]
+    return any(f.exists() and f.stat().st_mtime > built for f in files)
 
 
 def report_html_inputs(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:

@@ -8,6 +8,7 @@ flagged a regression of that metric.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
@@ -22,8 +23,8 @@ FALLBACK = "#7a7a7a"
 
 def trend_plot(rows: pd.DataFrame, metric: str, flagged: Mapping[str, set[str]]) -> str:
     """SVG data URI of ``metric``'s overhead ratio over runs (``rows`` of one host)."""
-    fig, ax = plt.subplots(figsize=(9.0, 3.2))
-    fig.subplots_adjust(left=0.08, right=0.7, top=0.92, bottom=0.2)
+    fig, ax = plt.subplots(figsize=(10.0, 3.6))
+    fig.subplots_adjust(left=0.07, right=0.64, top=0.9, bottom=0.27)
     series = rows.sort_values("started")
     # Runs on a plain numeric axis (seconds since the first run) with a few hand-placed date
     # labels: matplotlib's date locators cost ~1 s per figure and dominate a large site.
@@ -39,7 +40,9 @@ def trend_plot(rows: pd.DataFrame, metric: str, flagged: Mapping[str, set[str]])
         y = part["ratio"].to_numpy(dtype=float)
         low = part["ratio_low"].to_numpy(dtype=float)
         high = part["ratio_high"].to_numpy(dtype=float)
-        label = glance.column_label(str(backend), str(variant))
+        label = textwrap.fill(
+            glance.column_label(str(backend), str(variant)).replace(",", ", "), 40
+        )
         ax.plot(x, y, marker="o", markersize=3, linewidth=1.2, color=colour, label=label)
         ok = np.isfinite(low) & np.isfinite(high)
         if ok.any():
