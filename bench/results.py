@@ -8,6 +8,7 @@ killed harness loses at most the sample in flight; fsynced at close),
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -179,6 +180,32 @@ def host_name(environment: Mapping[str, Any]) -> str:
     return str(host.get("hostname") or "") if isinstance(host, dict) else ""
 
 
+#: Hardware facts that tell two machines apart when a run has no recorded fingerprint.
+_HARDWARE_FACTS: Final = ("cpu_model", "cpu_count", "memory_bytes", "arch", "kernel", "os")
+
+
+def host_key(environment: Mapping[str, Any], run: str = "") -> str:
+    """The frame's host: ``label (fingerprint[:8])``; two machines never share one.
+
+    The fingerprint comes from ``host.identity`` (:func:`bench.sysinfo.host_identity`).
+    Older runs without it fall back to the hostname plus a hash of the run's hardware facts
+    (``label (hw 1a2b3c4d)``); a run with no hardware facts at all is a host of its own
+    (``label (run RUN)``), since nothing shows it shares a machine with another run.
+    """
+    host = environment.get("host")
+    host = host if isinstance(host, Mapping) else {}
+    identity = host.get("identity")
+    if isinstance(identity, Mapping) and identity.get("fingerprint"):
+        label = str(identity.get("label") or host.get("hostname") or "host")
+        return f"{label} ({str(identity['fingerprint'])[:8]})"
+    facts = [f"{name}={host.get(name)}" for name in _HARDWARE_FACTS if host.get(name)]
+    if not facts:
+        label = host.get("hostname") or "unknown host"
+        return f"{label} (run {environment.get('run_id') or run or '?'})"
+    digest = hashlib.sha256("\n".join(facts).encode()).hexdigest()[:8]
+    return f"{host.get('hostname') or 'host'} (hw {digest})"
+
+
 def _read_parquet_dictionary(parquet: Path) -> pd.DataFrame | None:
     """Parquet with string columns as categoricals, or None for an older/partial file."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - pandas already imported pyarrow
@@ -205,7 +232,7 @@ def load_run(
     parquet = run_dir / SAMPLES_PARQUET
     journal = run_dir / SAMPLES_JSONL
     env = load_environment(run_dir) if environment is None else environment
-    host = host_name(env)
+    host = host_key(env, run_dir.name)
     if categorical and parquet.exists():
         fast = _read_parquet_dictionary(parquet)
         if fast is not None:

@@ -32,6 +32,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Grouping of the summary: one row per host x scenario x backend x variant x metric.
 KEYS: Final = ("host", "scenario", "backend", "variant", "metric")
+#: The same, per run: ratios to native are only ever formed inside one run.
+RUN_KEYS: Final = ("host", "run_id", "scenario", "backend", "variant", "metric")
 NATIVE: Final = "native"
 CONFIDENCE: Final = 0.95
 BOOTSTRAP_DRAWS: Final = 2000
@@ -237,8 +239,10 @@ def measured_mask(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
     return mask
 
 
-def group_samples(frame: pd.DataFrame) -> dict[tuple[str, ...], FloatArray]:
-    """Measured values per summary key, in run then repetition order.
+def group_samples(
+    frame: pd.DataFrame, keys: Sequence[str] = KEYS
+) -> dict[tuple[str, ...], FloatArray]:
+    """Measured values per summary key (``keys``), in run then repetition order.
 
     Works on factorized codes and numpy sorts only: at a million rows, materializing
     filtered or sorted copies of the string columns costs seconds.
@@ -248,7 +252,7 @@ def group_samples(frame: pd.DataFrame) -> dict[tuple[str, ...], FloatArray]:
     mask = measured_mask(frame)
     if not mask.any():
         return {}
-    keys = _present_keys(frame)
+    keys = tuple(k for k in keys if k in frame.columns)
     codes, uniques = [], []
     for key in keys:
         code, unique = pd.factorize(frame[key], use_na_sentinel=False)
@@ -391,30 +395,11 @@ def _units(frame: pd.DataFrame) -> dict[str, str]:
     return {str(names[c]): str(u) for c, u in zip(codes[first], units, strict=True)}
 
 
-def overhead(
-    summary: pd.DataFrame,
-    samples: Mapping[tuple[str, ...], FloatArray],
-    seed: int = SEED,
-) -> pd.DataFrame:
-    """Ratio to native per non-native summary row: > 1 always means "costs more".
-
-    Cost metrics: backend / native. Throughput metrics (higher is better): native / backend.
-    ``difference`` is backend median minus native median, in the metric's unit, with its
-    bootstrap CI (``difference_low``/``difference_high``); for metrics compared by difference
-    (:data:`bench.metrics.DIFFERENCE_METRICS`) it is the headline, not the ratio.
-    """
-    columns = [
-        *KEYS,
-        *("ratio", "ratio_low", "ratio_high"),
-        *("difference", "difference_low", "difference_high", "native_median"),
-    ]
-    if summary.empty:
-        return pd.DataFrame(columns=columns)
-    natives = summary[summary["backend"] == NATIVE]
+def _native_keys(summary: pd.DataFrame) -> dict[tuple[str, str, str], tuple[str, ...]]:
+    """(host, scenario, metric) -> summary key of its native baseline (variant "host" first)."""
     native_by: dict[tuple[str, str, str], tuple[str, ...]] = {}
-    for row in natives.itertuples(index=False):
+    for row in summary[summary["backend"] == NATIVE].itertuples(index=False):
         native_key = (str(row.host), str(row.scenario), str(row.metric))
-        # Prefer the canonical "host" variant when native has several.
         if native_key not in native_by or row.variant == "host":
             native_by[native_key] = (
                 str(row.host),
@@ -423,28 +408,130 @@ def overhead(
                 str(row.variant),
                 str(row.metric),
             )
+    return native_by
+
+
+def by_series(
+    by_run: Mapping[tuple[str, ...], FloatArray],
+) -> dict[tuple[str, ...], dict[str, FloatArray]]:
+    """Per-run samples (:data:`RUN_KEYS`) regrouped as summary key -> {run: values}."""
+    out: dict[tuple[str, ...], dict[str, FloatArray]] = {}
+    for (host, run, *rest), values in by_run.items():
+        out.setdefault((host, *rest), {})[run] = values
+    return out
+
+
+def _within_run(
+    mine: FloatArray, base: FloatArray, higher_is_better: bool, seed: int
+) -> tuple[float, float, float, float, float, float]:
+    """(ratio, low, high, difference, low, high) of one run.
+
+    No ratio CI when either side has < 5 samples; the difference keeps its bootstrap CI.
+    """
+    mine, base = np.sort(mine), np.sort(base)
+    my_med, base_med = float(np.median(mine)), float(np.median(base))
+    num, den = (base, mine) if higher_is_better else (mine, base)
+    num_med, den_med = float(np.median(num)), float(np.median(den))
+    ratio = num_med / den_med if den_med else np.nan
+    low, high = np.nan, np.nan
+    if min(len(mine), len(base)) >= MIN_SAMPLES:
+        low, high = ratio_ci(num, den, seed)
+    d_low, d_high = difference_ci(mine, base, seed)
+    return ratio, low, high, my_med - base_med, d_low, d_high
+
+
+def between_runs_ci(
+    per_run: FloatArray, seed: int = SEED, draws: int = BOOTSTRAP_DRAWS
+) -> tuple[float, float]:
+    """Bootstrap CI of the median of per-run values, the run as the sampling unit (k >= 5)."""
+    if len(per_run) < MIN_SAMPLES:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(per_run), size=(draws, len(per_run)))
+    medians = np.median(per_run[picks], axis=1)
+    tail = (1.0 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(medians, [tail, 100 - tail])
+    return (float(low), float(high))
+
+
+OVERHEAD_COLUMNS: Final = [
+    *KEYS,
+    "ratio",
+    "ratio_low",
+    "ratio_high",
+    "ratio_runs",
+    "ratio_spread_low",
+    "ratio_spread_high",
+    "difference",
+    "difference_low",
+    "difference_high",
+    "native_median",
+]
+
+
+def overhead(
+    summary: pd.DataFrame,
+    samples: Mapping[tuple[str, ...], FloatArray],
+    seed: int = SEED,
+    by_run: Mapping[tuple[str, ...], FloatArray] | None = None,
+) -> pd.DataFrame:
+    """Ratio to native per non-native summary row: > 1 always means "costs more".
+
+    Cost metrics: backend / native. Throughput metrics (higher is better): native / backend.
+    A ratio is only formed **within one run** (``by_run``, keyed by :data:`RUN_KEYS`): the
+    native baseline of the same run, never one pooled over runs or hosts. With one run the
+    ratio's CI is the bootstrap of that run (none below 5 samples a side); with several runs
+    of one host the ratio is the median of the per-run ratios, the run is the sampling unit
+    (CI only from 5 runs up) and ``ratio_spread_*`` give the per-run range. A series whose
+    native baseline was measured in other runs only gets no ratio. ``difference`` is the
+    backend median minus the same run's native median, in the metric's unit, with its
+    bootstrap CI (``difference_low``/``difference_high``; over several runs: the median of
+    the per-run differences, CI over runs from 5 up); for metrics compared by difference
+    (:data:`bench.metrics.DIFFERENCE_METRICS`) it is the headline, not the ratio.
+    """
+    if summary.empty:
+        return pd.DataFrame(columns=OVERHEAD_COLUMNS)
+    if by_run is None:  # every group is one run
+        by_run = {(k[0], "", *k[1:]): v for k, v in samples.items()}
+    runs_of = by_series(by_run)
+    native_by = _native_keys(summary)
     records = []
     for row in summary[summary["backend"] != NATIVE].itertuples(index=False):
-        key = (
-            str(row.host),
-            str(row.scenario),
-            str(row.backend),
-            str(row.variant),
-            str(row.metric),
-        )
+        key = tuple(str(getattr(row, k)) for k in KEYS)
         base_key = native_by.get((key[0], key[1], key[4]))
         if base_key is None:
             continue
-        mine, base = np.sort(samples[key]), np.sort(samples[base_key])
-        my_med, base_med = float(np.median(mine)), float(np.median(base))
-        if row.higher_is_better:
-            ratio = base_med / my_med if my_med else np.nan
-            low, high = ratio_ci(base, mine, seed)
+        mine_runs, base_runs = runs_of.get(key, {}), runs_of.get(base_key, {})
+        shared = sorted(mine_runs.keys() & base_runs.keys())
+        if not shared:
+            continue
+        per_run = np.array(
+            [
+                _within_run(mine_runs[r], base_runs[r], bool(row.higher_is_better), seed)
+                for r in shared
+            ]
+        )
+        base_med = float(np.median([np.median(base_runs[r]) for r in shared]))
+        if len(shared) == 1:
+            ratio, low, high, diff, d_low, d_high = (float(v) for v in per_run[0])
         else:
-            ratio = my_med / base_med if base_med else np.nan
-            low, high = ratio_ci(mine, base, seed)
-        d_low, d_high = difference_ci(mine, base, seed)
-        records.append((*key, ratio, low, high, my_med - base_med, d_low, d_high, base_med))
+            ratio, diff = float(np.median(per_run[:, 0])), float(np.median(per_run[:, 3]))
+            low, high = between_runs_ci(per_run[:, 0], seed)
+            d_low, d_high = between_runs_ci(per_run[:, 3], seed)
+        spread = (float(per_run[:, 0].min()), float(per_run[:, 0].max()))
+        records.append(
+            (*key, ratio, low, high, len(shared), *spread, diff, d_low, d_high, base_med)
+        )
+    return pd.DataFrame.from_records(records, columns=OVERHEAD_COLUMNS)
+
+
+def run_spread(by_run: Mapping[tuple[str, ...], FloatArray]) -> pd.DataFrame:
+    """Per summary key: how many runs it pools and the range of their medians."""
+    columns = [*KEYS, "runs", "run_median_low", "run_median_high"]
+    records = []
+    for key, runs in by_series(by_run).items():
+        medians = [float(np.median(v)) for v in runs.values()]
+        records.append((*key, len(runs), min(medians), max(medians)))
     return pd.DataFrame.from_records(records, columns=columns)
 
 

@@ -43,15 +43,26 @@ def summary_table(
     limits: st.Limits | None = None,
     samples: Mapping[tuple[str, ...], st.FloatArray] | None = None,
 ) -> pd.DataFrame:
-    """Statistics per host x scenario x backend x variant x metric, with overhead vs native."""
+    """Statistics per host x scenario x backend x variant x metric, with overhead vs native.
+
+    Runs of one host pool into one row (``runs`` counts them and ``run_median_low/high`` is
+    the range of their medians); ratios to native are formed within each run only
+    (:func:`bench.stats.overhead`).
+    """
     if samples is None:
         samples = st.group_samples(frame)
     summary = st.summarize(frame, limits, samples)
-    ratios = st.overhead(summary, samples)
     if summary.empty:
-        return summary.assign(**{column: [] for column in COMPARISON_COLUMNS})
+        return summary.assign(
+            **{column: [] for column in COMPARISON_COLUMNS},
+            runs=[],
+            run_median_low=[],
+            run_median_high=[],
+        )
+    by_run = st.group_samples(frame, st.RUN_KEYS)
+    ratios = st.overhead(summary, samples, by_run=by_run)
     merged = summary.merge(ratios.drop(columns=["native_median"]), on=list(st.KEYS), how="left")
-    return merged
+    return merged.merge(st.run_spread(by_run), on=list(st.KEYS), how="left")
 
 
 # --- exports of the summary table ---------------------------------------------------------
@@ -61,11 +72,20 @@ COMPARISON_COLUMNS: Final = (
     "ratio",
     "ratio_low",
     "ratio_high",
+    "ratio_runs",
+    "ratio_spread_low",
+    "ratio_spread_high",
     "difference",
     "difference_low",
     "difference_high",
 )
-EXPORT_COLUMNS: Final = [*st.SUMMARY_COLUMNS, *COMPARISON_COLUMNS]
+EXPORT_COLUMNS: Final = [
+    *st.SUMMARY_COLUMNS,
+    *COMPARISON_COLUMNS,
+    "runs",
+    "run_median_low",
+    "run_median_high",
+]
 
 
 def export_summary(table: pd.DataFrame, fmt_name: str) -> str:

@@ -62,7 +62,7 @@ def test_round_trip_schema_and_dtypes(tmp_path: Path) -> None:
     assert df["reason"].iloc[1] == "boom"
     assert df["warmup"].tolist() == [False, False, True]
     assert df["repetition"].tolist() == [1, 0, 0]
-    assert set(df["host"]) == {"h1"}
+    assert set(df["host"]) == {"h1 (run run)"}  # no fingerprint, no hardware facts
     assert df["timestamp"].iloc[0] <= df["timestamp"].iloc[2]
 
 
@@ -88,7 +88,7 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert not (run / "samples.parquet").exists()
     df = load([run])
     assert df["value"].tolist() == [1.0, 2.0]
-    assert set(df["host"]) == {""}  # no environment.json: host unknown, not an error
+    assert set(df["host"]) == {"unknown host (run run)"}  # no environment.json: not an error
 
 
 def test_corrupt_middle_line_is_an_error(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_load_several_runs_into_one_frame(tmp_path: Path) -> None:
     second = write_run(tmp_path / "b", [sample("b", value=2.0), sample("b", value=3.0)], "h2")
     df = load([first, second])
     assert len(df) == 3
-    assert df.groupby("run_id")["host"].first().to_dict() == {"a": "h1", "b": "h2"}
+    assert df.groupby("run_id")["host"].first().to_dict() == {"a": "h1 (run a)", "b": "h2 (run b)"}
     for name, dtype in COLUMNS.items():
         assert str(df[name].dtype) == dtype, name
 

@@ -14,6 +14,8 @@ from bench.results import load
 from bench.run import runner as runner_module
 from tests.fake_backend import FakeBackend, FakeScript, register_fake
 
+IDENTITY = {"fingerprint": "00c0ffee00c0ffee", "label": "testhost", "basis": "machine-id"}
+
 SCENARIO = """\
 format_version: 1
 name: {name}
@@ -27,7 +29,9 @@ timeout: 5
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBackend]:
-    monkeypatch.setattr(runner_module, "host_info", lambda: {"hostname": "testhost"})
+    monkeypatch.setattr(
+        runner_module, "host_info", lambda: {"hostname": "testhost", "identity": IDENTITY}
+    )
     backend = register_fake("fake", FakeScript(values={"startup.ready": 0.5}))
     yield backend
     registry.unregister("fake")
@@ -51,7 +55,7 @@ def test_run_prints_run_directory_last_on_stdout(
     assert f"run directory: {run_dir}" in err
     df = load([run_dir])
     assert len(df) == (1 + 3) * 2
-    assert set(df["host"]) == {"testhost"}
+    assert set(df["host"]) == {"testhost (00c0ffee)"}
 
 
 def test_directory_argument_and_repeat_override(
@@ -119,7 +123,9 @@ def test_nothing_to_run_when_backend_unavailable(
 def test_ctrl_c_exits_130_and_keeps_samples(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner_module, "host_info", lambda: {"hostname": "testhost"})
+    monkeypatch.setattr(
+        runner_module, "host_info", lambda: {"hostname": "testhost", "identity": IDENTITY}
+    )
     register_fake("fake", FakeScript(interrupt={2}))
     try:
         scenario = write(tmp_path, "one")
