@@ -83,8 +83,18 @@ def _series(scenario: str, backend: str, variant: str) -> list[tuple[str, float]
     return out
 
 
-def synthetic_frame(rows: int = 2000, seed: int = 0, host: str = "synthetic-host") -> pd.DataFrame:
-    """A tidy sample frame of about ``rows`` rows (warm-ups and a few failures included)."""
+def synthetic_frame(
+    rows: int = 2000,
+    seed: int = 0,
+    host: str = "synthetic-host",
+    run_id: str = "synthetic-0001",
+    fingerprint: str | None = None,
+) -> pd.DataFrame:
+    """A tidy sample frame of about ``rows`` rows (warm-ups and a few failures included).
+
+    Its ``host`` column is the host key the loader derives from
+    :func:`synthetic_environment` with the same hostname and fingerprint.
+    """
     rng = np.random.default_rng(seed)
     series = [
         (scenario, backend, variant, metric, median)
@@ -113,7 +123,7 @@ def synthetic_frame(rows: int = 2000, seed: int = 0, host: str = "synthetic-host
     start = datetime(2026, 1, 1, tzinfo=UTC)
     frame = pd.DataFrame(
         {
-            "run_id": "synthetic-0001",
+            "run_id": run_id,
             "scenario": col["scenario"],
             "scenario_hash": pd.Series(col["scenario"]).map(_hash_of),
             "backend": col["backend"],
@@ -131,8 +141,14 @@ def synthetic_frame(rows: int = 2000, seed: int = 0, host: str = "synthetic-host
         }
     )
     frame = results._coerce(frame)
-    frame["host"] = pd.Series([host] * len(frame), dtype="string", index=frame.index)
+    key = results.host_key(synthetic_environment(host, run_id, fingerprint))
+    frame["host"] = pd.Series([key] * len(frame), dtype="string", index=frame.index)
     return frame
+
+
+def fingerprint_of(host: str) -> str:
+    """A stable made-up fingerprint per synthetic hostname (16 hex digits)."""
+    return hashlib.sha256(host.encode()).hexdigest()[:16]
 
 
 def _hash_of(scenario: Any) -> str:
@@ -140,9 +156,14 @@ def _hash_of(scenario: Any) -> str:
 
 
 def synthetic_environment(
-    host: str = "synthetic-host", run_id: str = "synthetic-0001"
+    host: str = "synthetic-host", run_id: str = "synthetic-0001", fingerprint: str | None = None
 ) -> dict[str, Any]:
     """An environment.json-shaped dict matching :func:`synthetic_frame`."""
+    identity = {
+        "fingerprint": fingerprint or fingerprint_of(host),
+        "label": host,
+        "basis": "machine-id",
+    }
     return {
         "run_id": run_id,
         "started": "2026-01-01T00:00:00+00:00",
@@ -151,6 +172,7 @@ def synthetic_environment(
         "harness": {"version": "0.1.0", "git_sha": "0000000", "git_dirty": False, "python": "3.11"},
         "host": {
             "hostname": host,
+            "identity": identity,
             "kernel": "6.1.0-synthetic-amd64",
             "os": "Debian GNU/Linux 12 (bookworm)",
             "cpu_model": "Synthetic CPU @ 2.0GHz",

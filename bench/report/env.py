@@ -49,6 +49,7 @@ def host_facts(env: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("run", _text(get(env, "run_id"))),
         ("started / finished", f"{_text(env.get('started'))} / {_text(env.get('finished'))}"),
         ("hostname", _text(get(host, "hostname"))),
+        ("host fingerprint", _identity(get(host, "identity"))),
         ("host kernel", _text(get(host, "kernel"))),
         ("OS", _text(get(host, "os"))),
         ("CPU", f"{_text(get(host, 'cpu_model'))} {fmt.TIMES} {_text(get(host, 'cpu_count'))}"),
@@ -64,6 +65,12 @@ def host_facts(env: Mapping[str, Any]) -> list[tuple[str, str]]:
     if isinstance(tools, Mapping):
         rows.extend((f"tool: {name}", _text(version)) for name, version in sorted(tools.items()))
     return rows
+
+
+def _identity(identity: Any) -> str:
+    if not isinstance(identity, Mapping) or not identity.get("fingerprint"):
+        return "not recorded (host told apart by its hardware facts)"
+    return f"{identity['fingerprint']} (from {_text(identity.get('basis'))})"
 
 
 def mitigation_summary(mitigations: Any) -> str:
@@ -166,10 +173,17 @@ def scenario_rows(envs: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [rows[k] for k in sorted(rows)]
 
 
-def banners(env: Mapping[str, Any], variants: Iterable[tuple[str, str]]) -> list[str]:
-    """Loud caveats for one run: TCG-emulated VMs, nested virtualization, health problems."""
+def banners(
+    env: Mapping[str, Any], variants: Iterable[tuple[str, str]], host: str = ""
+) -> list[str]:
+    """Loud caveats for one run: TCG-emulated VMs, nested virtualization, health problems.
+
+    ``host`` is the run's host key (:func:`bench.results.host_key`): the same caveat from two
+    runs of one host reads the same (the caller says it once), and two machines that share
+    a hostname stay apart.
+    """
     found: list[str] = []
-    host_name = _text(get(env, "host", "hostname"))
+    host_name = host or _text(get(env, "host", "hostname"))
     accel = get(env, "backends", "vagrant", "accelerator")
     pairs = list(variants)
     tcg_variants = sorted({v for _, v in pairs if "accel=tcg" in v})

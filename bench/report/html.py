@@ -17,7 +17,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from bench import __version__, metrics
+from bench import __version__, metrics, results
 from bench import stats as st
 from bench.report import env as report_env
 from bench.report import format as fmt
@@ -170,18 +170,19 @@ def render_html(
     banners: list[str] = []
     variants_by_host = _variants_by_host(samples, counts)
     for env in envs:
-        host = str(report_env.get(env, "host", "hostname") or "")
+        host = results.host_key(env)
         variants = variants_by_host.get(host, set())
         runs.append(
             {
                 "run_id": str(env.get("run_id", "")),
+                "host": host,
                 "facts": report_env.host_facts(env),
                 "kernels": report_env.kernel_rows(env, variants),
                 "backends": report_env.backend_rows(env),
             }
         )
-        banners.extend(report_env.banners(env, variants))
-    banners = list(dict.fromkeys(banners))  # several runs of one host repeat the same caveat
+        banners.extend(report_env.banners(env, variants, host))
+    banners = list(dict.fromkeys(banners))  # per host, said once (runs of one host repeat it)
     context = {
         "title": title,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),

@@ -26,7 +26,9 @@ def load_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[dict[str,
     times faster than plain strings, and every statistic groups on the codes directly. Runs
     that only have their journal (interrupted) are read from it.
     """
-    envs = [results.load_environment(Path(p)) for p in paths]
+    # A run directory is named by its run id: an environment.json without one (or none at
+    # all) still names its run, so the host key of its rows and of its banners agree.
+    envs = [{"run_id": Path(p).name} | results.load_environment(Path(p)) for p in paths]
     frames = [
         results.load_run(Path(p), categorical=True, environment=env)
         for p, env in zip(paths, envs, strict=True)
