@@ -83,6 +83,13 @@ def percent(number: float) -> str:
     return f"{number:+.1%}"
 
 
+def coverage(number: float) -> str:
+    """True coverage of an interval as a label: ``0.9375`` -> ``'94 % CI'``."""
+    if number is None or not math.isfinite(number) or number <= 0:
+        return "no CI"
+    return f"{number * 100:.0f} % CI"
+
+
 def ratio_class(number: float, low: float = math.nan, high: float = math.nan) -> str:
     """CSS class for an overhead ratio: ok (< 1.1), mild (< 1.5), costly (< 3), severe.
 

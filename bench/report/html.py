@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
-import numpy as np
 import pandas as pd
 
 from bench import __version__, metrics, results
@@ -59,26 +58,60 @@ def _family_key(name: str) -> tuple[int, str]:
     return (FAMILY_ORDER.index(name) if name in FAMILY_ORDER else len(FAMILY_ORDER), name)
 
 
+def _finite(row: Mapping[str, Any], name: str) -> float:
+    raw = row.get(name)
+    try:
+        number = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _ratio_text(row: Mapping[str, Any]) -> dict[str, str]:
+    """The ratio's interval and what it is: within one run, or across runs (run = unit)."""
+    low, high = _finite(row, "ratio_low"), _finite(row, "ratio_high")
+    runs = int(_finite(row, "ratio_runs")) if math.isfinite(_finite(row, "ratio_runs")) else 0
+    ci = f"[{fmt.ratio(low)}, {fmt.ratio(high)}]" if math.isfinite(low) else ""
+    if runs <= 1:
+        basis = "95 % bootstrap CI, within one run" if ci else "no CI: < 5 samples a side"
+    else:
+        spread = (
+            f"per-run {fmt.ratio(_finite(row, 'ratio_spread_low'))}"
+            f"{fmt.DASH}{fmt.ratio(_finite(row, 'ratio_spread_high'))}"
+        )
+        basis = f"median of {runs} runs' ratios, {spread}" + (
+            "; 95 % bootstrap CI over runs" if ci else "; no CI below 5 runs"
+        )
+    return {"ratio_ci": ci, "ratio_basis": basis}
+
+
 def _cell(row: Mapping[str, Any]) -> dict[str, Any]:
     unit = str(row["unit"])
-    ratio = float(row.get("ratio", np.nan))
-    low, high = float(row.get("ratio_low", np.nan)), float(row.get("ratio_high", np.nan))
-    warnings = list(row["warnings"])
+    ratio = _finite(row, "ratio")
+    low, high = _finite(row, "ratio_low"), _finite(row, "ratio_high")
+    difference = _finite(row, "difference")
+    runs = int(_finite(row, "runs")) if math.isfinite(_finite(row, "runs")) else 1
+    native = row["backend"] == st.NATIVE
     return {
         "backend": str(row["backend"]),
         "variant": str(row["variant"]),
         "median": fmt.value(float(row["median"]), unit),
         "ci": fmt.interval(float(row["ci_low"]), float(row["ci_high"]), unit),
-        "coverage": f"{float(row['ci_coverage']):.0%}",
+        "coverage": fmt.coverage(float(row["ci_coverage"])),
         "low_coverage": float(row["ci_coverage"]) < st.CONFIDENCE,
-        "n": int(row["n"]),
-        "ratio": fmt.ratio(ratio) if row["backend"] != st.NATIVE else "baseline",
-        "ratio_ci": f"[{fmt.ratio(low)}, {fmt.ratio(high)}]" if math.isfinite(low) else "",
-        "difference": fmt.value(float(row.get("difference", np.nan)), unit)
-        if math.isfinite(float(row.get("difference", np.nan)))
+        "ci_scope": "within run" if runs <= 1 else f"samples of {runs} runs pooled",
+        "runs": runs,
+        "run_spread": fmt.interval(
+            _finite(row, "run_median_low"), _finite(row, "run_median_high"), unit
+        )
+        if runs > 1
         else "",
-        "cls": fmt.ratio_class(ratio, low, high) if row["backend"] != st.NATIVE else "base",
-        "warnings": warnings,
+        "n": int(row["n"]),
+        "ratio": fmt.ratio(ratio) if not native else "baseline",
+        **(_ratio_text(row) if not native else {"ratio_ci": "", "ratio_basis": ""}),
+        "difference": fmt.value(difference, unit) if math.isfinite(difference) else "",
+        "cls": fmt.ratio_class(ratio, low, high) if not native else "base",
+        "warnings": list(row["warnings"]),
         "mean": fmt.value(float(row["mean"]), unit),
         "std": fmt.value(float(row["std"]), unit),
         "mad": fmt.value(float(row["mad"]), unit),
@@ -94,11 +127,16 @@ def _difference_headline(row: Mapping[str, Any]) -> dict[str, str]:
     if row["backend"] == st.NATIVE or not metrics.compared_by_difference(str(row["metric"])):
         return {}
     unit = str(row["unit"])
-    low = float(row.get("difference_low", np.nan))
-    high = float(row.get("difference_high", np.nan))
+    low, high = _finite(row, "difference_low"), _finite(row, "difference_high")
+    runs = _finite(row, "ratio_runs")
+    several = math.isfinite(runs) and runs > 1
+    basis = f"median of {int(runs)} runs' differences" if several else "vs native of the same run"
+    if math.isfinite(low):
+        basis += "; 95 % bootstrap CI" + (" over runs" if several else "")
     return {
-        "ratio": "overhead " + fmt.signed(float(row.get("difference", np.nan)), unit),
+        "ratio": "overhead " + fmt.signed(_finite(row, "difference"), unit),
         "ratio_ci": fmt.interval(low, high, unit) if math.isfinite(low) else "",
+        "ratio_basis": basis,
         "cls": fmt.difference_class(low, high),
     }
 

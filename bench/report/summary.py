@@ -114,8 +114,8 @@ def _markdown(table: pd.DataFrame) -> str:
         "metric",
         "n",
         "median",
-        "95% CI",
-        "vs native",
+        "CI of median (real coverage, within run)",
+        "vs same-run native",
         "warnings",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -130,7 +130,8 @@ def _markdown(table: pd.DataFrame) -> str:
             str(row["metric"]),
             str(row["n"]),
             fmt.value(float(row["median"]), unit),
-            fmt.interval(float(row["ci_low"]), float(row["ci_high"]), unit),
+            fmt.interval(float(row["ci_low"]), float(row["ci_high"]), unit)
+            + f" ({fmt.coverage(float(row['ci_coverage']))})",
             _versus_native(row, ratio, unit),
             str(row["warnings"]),
         ]
@@ -148,5 +149,7 @@ def _versus_native(row: Mapping[Any, Any], ratio: float, unit: str) -> str:
         return f"overhead {fmt.signed(difference, unit)} {fmt.interval(low, high, unit)}"
     if not math.isfinite(ratio):
         return fmt.ratio(ratio)
-    interval = fmt.interval(float(row["ratio_low"]), float(row["ratio_high"]), "")
-    return f"{fmt.ratio(ratio)} {interval}"
+    low, high = float(row["ratio_low"]), float(row["ratio_high"])
+    if not math.isfinite(low):
+        return fmt.ratio(ratio)  # no ratio CI below 5 samples a side
+    return f"{fmt.ratio(ratio)} {fmt.interval(low, high, '')} (95 % bootstrap)"

@@ -154,3 +154,28 @@ def test_five_runs_give_a_between_run_ci_with_the_run_as_unit() -> None:
     assert 1.28 <= row["ratio_low"] <= row["ratio_high"] <= 1.36
     assert (row["ratio_spread_low"], row["ratio_spread_high"]) == pytest.approx((1.28, 1.36))
     assert row["runs"] == 5
+
+
+def test_html_labels_real_coverage_and_within_run_intervals() -> None:
+    five = rows("A", 4.4e6, 3.3e6).assign(host="h")
+    html = report.render_html(five, [{}])
+    assert "94 % CI, within run" in html  # n = 5: [min, max] covers 1 - 2 * 0.5**5
+    assert "95 % CI, within run" not in html
+    assert "95 % bootstrap CI, within one run" in html  # the ratio, 5 samples a side
+    four = five.groupby("backend").head(4)
+    html = report.render_html(four, [{}])
+    assert "88 % CI, within run" in html
+    assert "no CI: &lt; 5 samples a side" in html
+    markdown = report.export_summary(report.summary_table(four), "markdown")
+    assert "(88 % CI)" in markdown
+    assert "bootstrap" not in markdown.split("\n", 2)[2]  # no ratio CI below n = 5
+
+
+def test_merged_runs_show_the_between_run_spread() -> None:
+    frame = pd.concat([rows("A", 4.4e6, 3.3e6), rows("B", 4.0e6, 3.1e6)], ignore_index=True).assign(
+        host="h"
+    )
+    html = report.render_html(frame, [{}])
+    assert "samples of 2 runs pooled" in html
+    assert "run medians [4, 4.4] M calls/s" in html
+    assert "median of 2 runs&#39; ratios" in html
