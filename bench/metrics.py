@@ -1,12 +1,17 @@
 """The metric catalog: every metric name the harness emits, its unit, family and direction.
 
-Pure data. A metric not listed here can still be recorded (``command`` workloads name their
-own), but then it carries whatever unit the parser gives and ``higher_is_better`` defaults to
-False.
+Pure data. Every name a backend or parser emits is listed here (``tests/unit/
+test_metrics_catalog.py`` collects what each module declares in its ``EMITS`` and checks it);
+names a parser builds from user input (fio job names) are catalogued as patterns with a
+``<job>`` placeholder. The runner refuses any other name (a failed row saying why) unless the
+scenario's command workload declares its unit and direction (``workload.metrics``); no
+direction is ever guessed from a name.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,7 +39,7 @@ CATALOG: Final[dict[str, Metric]] = {
         _m("startup.total", "s", False, "launch request -> workload exited (and was reaped)"),
         # docker phases
         _m("startup.create", "s", False, "container create API call"),
-        _m("startup.start", "s", False, "container start API call (returns)"),
+        _m("startup.start", "s", False, "launch request -> start API call returned (cumulative)"),
         _m("startup.exit", "s", False, "start returned -> container exit observed"),
         _m("startup.remove", "s", False, "container remove API call"),
         _m("startup.cli_run", "s", False, "`docker run --rm IMAGE probe` end to end"),
@@ -45,6 +50,7 @@ CATALOG: Final[dict[str, Metric]] = {
         _m("startup.userspace", "s", False, "guest userspace boot time (systemd-analyze)"),
         _m("startup.ssh", "s", False, "vagrant up issued -> SSH answers"),
         _m("startup.halt", "s", False, "`vagrant halt`"),
+        _m("startup.vagrant_cli", "s", False, "`vagrant status`: Vagrant's own CLI start-up"),
         _m("startup.destroy", "s", False, "`vagrant destroy -f`"),
         # syscalls
         _m("syscall.null_rate", "calls/s", True, "getppid() calls per second"),
@@ -64,8 +70,9 @@ CATALOG: Final[dict[str, Metric]] = {
         ),
         _m("memory.workload_peak", "B", False, "peak resident memory of the workload itself"),
         _m("memory.vmm_pss", "B", False, "PSS of the VMM process(es) on the host"),
+        _m("memory.vmm_rss", "B", False, "RSS of the VMM process on the host (PSS cross-check)"),
         _m("memory.guest_total", "B", False, "MemTotal as seen inside the guest"),
-        _m("memory.guest_available", "B", False, "MemAvailable as seen inside the guest"),
+        _m("memory.guest_available", "B", True, "MemAvailable as seen inside the guest"),
         _m("memory.shim_pss", "B", False, "PSS of containerd-shim/runtime processes"),
         _m("memory.cgroup_usage", "B", False, "container cgroup memory usage"),
         # command
@@ -82,9 +89,35 @@ CATALOG: Final[dict[str, Metric]] = {
 }
 
 
+#: Names built from user input: ``<job>`` stands for one dot-free segment (a fio job name).
+PATTERNS: Final[tuple[Metric, ...]] = (
+    _m("command.<job>.read_bw", "B/s", True, "fio job read bandwidth (fio-json parser)"),
+    _m("command.<job>.write_bw", "B/s", True, "fio job write bandwidth (fio-json parser)"),
+    _m("command.<job>.read_iops", "IOPS", True, "fio job read IOPS (fio-json parser)"),
+    _m("command.<job>.write_iops", "IOPS", True, "fio job write IOPS (fio-json parser)"),
+)
+_PATTERN_RES: Final = tuple(
+    (re.compile(re.escape(m.name).replace(re.escape("<job>"), r"[^.]+") + r"\Z"), m)
+    for m in PATTERNS
+)
+
+
 def lookup(name: str) -> Metric | None:
-    """Return the catalog entry for ``name`` or None."""
-    return CATALOG.get(name)
+    """Return the catalog entry for ``name`` (exact, else a matching pattern) or None."""
+    exact = CATALOG.get(name)
+    if exact is not None:
+        return exact
+    for pattern, metric in _PATTERN_RES:
+        if pattern.match(name):
+            return Metric(
+                name, metric.unit, metric.family, metric.higher_is_better, metric.description
+            )
+    return None
+
+
+def declared(name: str, unit: str, direction: str, description: str = "") -> Metric:
+    """The catalog entry a scenario declares for its command (``direction``: higher/lower)."""
+    return _m(name, unit, direction == "higher", description or "declared by the scenario")
 
 
 def family(name: str) -> str:
@@ -103,14 +136,12 @@ def compared_by_difference(name: str) -> bool:
     return name in DIFFERENCE_METRICS
 
 
-#: Name endings of throughput metrics outside the catalog (e.g. ``command.<job>.read_bw``
-#: from the generic fio parser): more is better.
-THROUGHPUT_SUFFIXES: Final = ("_rate", "_bw", "_iops")
+def higher_is_better(name: str, declared: Mapping[str, bool] | None = None) -> bool:
+    """Direction of ``name``: the catalog's, else the scenario's declaration, else a cost.
 
-
-def higher_is_better(name: str) -> bool:
-    """Direction of ``name``: the catalog's, else throughput by name, else a cost."""
-    metric = CATALOG.get(name)
+    The last case only concerns data recorded before the runner refused uncatalogued names.
+    """
+    metric = lookup(name)
     if metric is not None:
         return metric.higher_is_better
-    return name.endswith(THROUGHPUT_SUFFIXES)
+    return bool(declared.get(name, False)) if declared else False

@@ -338,8 +338,12 @@ def summarize(
     frame: pd.DataFrame,
     limits: Limits | None = None,
     samples: Mapping[tuple[str, ...], FloatArray] | None = None,
+    declared: Mapping[str, bool] | None = None,
 ) -> pd.DataFrame:
-    """One row per host x scenario x backend x variant x metric with statistics + warnings."""
+    """One row per host x scenario x backend x variant x metric with statistics + warnings.
+
+    ``declared``: directions (higher is better) of metrics scenarios declare outside the catalog.
+    """
     limits = limits or Limits()
     units = _units(frame)
     records = []
@@ -347,7 +351,7 @@ def summarize(
         samples = group_samples(frame)
     for key, values in samples.items():
         host, scenario, backend, variant, metric = key
-        hib = metrics.higher_is_better(metric)
+        hib = metrics.higher_is_better(metric, declared)
         row: dict[str, Any] = {
             "host": host,
             "scenario": scenario,

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "html":
         text = report.render_html(frame, envs)
     else:
-        text = report.export_summary(report.summary_table(frame), args.format)
+        declared = report.declared_directions(envs)
+        text = report.export_summary(report.summary_table(frame, declared=declared), args.format)
     if args.output is not None and str(args.output) == "-":
         sys.stdout.write(text)
         return 0

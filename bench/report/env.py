@@ -173,6 +173,19 @@ def scenario_rows(envs: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [rows[k] for k in sorted(rows)]
 
 
+def declared_directions(envs: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
+    """Metric -> higher is better, for metrics the runs' scenarios declare (workload.metrics)."""
+    found: dict[str, bool] = {}
+    for env in envs:
+        scenarios = get(env, "scenarios")
+        for info in scenarios.values() if isinstance(scenarios, Mapping) else ():
+            declared = get(info, "definition", "workload", "metrics")
+            for entry in declared if isinstance(declared, list) else ():
+                if isinstance(entry, Mapping) and entry.get("name"):
+                    found[str(entry["name"])] = entry.get("direction") == "higher"
+    return found
+
+
 def banners(
     env: Mapping[str, Any], variants: Iterable[tuple[str, str]], host: str = ""
 ) -> list[str]:

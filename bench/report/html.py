@@ -189,7 +189,7 @@ def render_html(
 ) -> str:
     """The complete, self-contained report page."""
     samples = st.group_samples(frame)
-    table = summary_table(frame, samples=samples)
+    table = summary_table(frame, samples=samples, declared=report_env.declared_directions(envs))
     multi_host = len({k[0] for k in samples}) > 1
     families = []
     for family in sorted({str(f) for f in table["family"]}, key=_family_key):

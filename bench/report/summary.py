@@ -44,8 +44,11 @@ def summary_table(
     frame: pd.DataFrame,
     limits: st.Limits | None = None,
     samples: Mapping[tuple[str, ...], st.FloatArray] | None = None,
+    declared: Mapping[str, bool] | None = None,
 ) -> pd.DataFrame:
     """Statistics per host x scenario x backend x variant x metric, with overhead vs native.
+
+    ``declared``: directions of metrics the scenarios declare (:func:`declared_directions`).
 
     Runs of one host pool into one row (``runs`` counts them and ``run_median_low/high`` is
     the range of their medians); ratios to native are formed within each run only
@@ -53,7 +56,7 @@ def summary_table(
     """
     if samples is None:
         samples = st.group_samples(frame)
-    summary = st.summarize(frame, limits, samples)
+    summary = st.summarize(frame, limits, samples, declared)
     if summary.empty:
         return summary.assign(
             **{column: [] for column in COMPARISON_COLUMNS},

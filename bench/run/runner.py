@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.backends.base import Backend, Repetition
-from bench.metrics import lookup
+from bench.metrics import Metric, declared, lookup
 from bench.ownership import make_scratch, scratch_leftovers, sweep
 from bench.results import SCHEMA_VERSION, RunWriter, Sample, Status, new_run_id
 from bench.run.plan import PlannedItem, Unit, interleaves, plan
@@ -33,6 +33,7 @@ from bench.run.rundir import (
     watchdog,
 )
 from bench.scenario.loader import LoadedScenario
+from bench.scenario.model import Scenario
 from bench.sysinfo import (
     harness_info,
     health_report,
@@ -148,12 +149,21 @@ class Runner:
     def _good_rows(self, item: PlannedItem, outcome: Outcome) -> list[Sample]:
         rows: list[Sample] = []
         for m in outcome.measurements:
-            ok = math.isfinite(m.value)
+            entry = catalog_entry(item.scenario, m.metric)
+            ok = math.isfinite(m.value) and entry is not None
             status: Status = "ok" if ok else "failed"
-            reason = "" if ok else f"backend reported a non-finite value ({m.value})"
+            reason = ""
+            if entry is None:
+                reason = (
+                    f"metric {m.metric!r} is not in the catalog (bench/metrics.py) and the "
+                    "scenario does not declare its unit and direction (workload.metrics)"
+                )
+            elif not ok:
+                reason = f"backend reported a non-finite value ({m.value})"
             value = float(m.value) if ok else math.nan
+            unit = m.unit or (entry.unit if entry else None)
             rows.append(
-                self._sample(item, m.metric, value, unit=m.unit, status=status, reason=reason)
+                self._sample(item, m.metric, value, unit=unit, status=status, reason=reason)
             )
         seen = {m.metric for m in outcome.measurements}
         contract = CONTRACT[item.scenario.workload.kind]
@@ -262,6 +272,17 @@ class Runner:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         self.progress.end(item, rows)
+
+
+def catalog_entry(scenario: Scenario, name: str) -> Metric | None:
+    """The catalog's entry for ``name``, else the scenario's declaration, else None (refused)."""
+    found = lookup(name)
+    if found is not None or scenario.workload.kind != "command":
+        return found
+    for spec in scenario.workload.metrics:
+        if spec.name == name:
+            return declared(spec.name, spec.unit, spec.direction)
+    return None
 
 
 def _describe(exc: BaseException) -> str:

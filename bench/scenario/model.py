@@ -22,10 +22,14 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
     field_validator,
+    model_serializer,
 )
+
+from bench import metrics as catalog
 
 #: Fields that do not change what one sample measures, hence left out of Scenario.hash.
 NON_IDENTITY_FIELDS: Final = frozenset({"description", "repeat", "warmup", "timeout", "backends"})
@@ -86,6 +90,20 @@ def _no_duplicates(values: tuple[_T, ...]) -> tuple[_T, ...]:
             raise ValueError(msg)
         seen.append(value)
     return values
+
+
+def _unique_metric_names(declared: tuple[DeclaredMetric, ...]) -> tuple[DeclaredMetric, ...]:
+    _no_duplicates(tuple(d.name for d in declared))
+    for entry in declared:
+        known = catalog.lookup(entry.name)
+        if known is not None:
+            direction = "higher" if known.higher_is_better else "lower"
+            msg = (
+                f"expected only metrics outside the catalog; {entry.name!r} is catalogued "
+                f"({known.unit}, {direction} is better)"
+            )
+            raise ValueError(msg)
+    return declared
 
 
 def _non_empty(value: str) -> str:
@@ -164,18 +182,37 @@ class MemoryWorkload(_Frozen):
     idle: Seconds = 2.0
 
 
+class DeclaredMetric(_Frozen):
+    """A metric a command's parser emits that the catalog lacks: its unit and direction."""
+
+    name: NonEmptyStr
+    unit: NonEmptyStr
+    direction: Literal["higher", "lower"]  # which way is better
+
+
 class CommandWorkload(_Frozen):
     """Any command with a named output parser."""
 
     kind: Literal["command"]
     command: tuple[str, ...] = Field(min_length=1)
     parser: Literal["fio-json", "sysbench", "time", "wall"] = "wall"
+    #: Metrics outside the catalog this command may emit; any other uncatalogued name is
+    #: refused (a failed row), so no direction is ever guessed from a name.
+    metrics: Annotated[tuple[DeclaredMetric, ...], AfterValidator(_unique_metric_names)] = ()
 
     @field_validator("command")
     @classmethod
     def _program_named(cls, command: tuple[str, ...]) -> tuple[str, ...]:
         _non_empty(command[0])
         return command
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_metrics(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Without declarations the dump (and so the scenario hash) is what it always was.
+        data: dict[str, Any] = handler(self)
+        if not data.get("metrics"):
+            data.pop("metrics", None)
+        return data
 
 
 Workload = Annotated[

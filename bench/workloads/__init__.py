@@ -43,6 +43,17 @@ CONTRACT: Final[dict[str, tuple[str, ...]]] = {
     "memory": ("memory.environment", "memory.workload_peak"),
     "command": ("command.wall",),
 }
+#: Every metric name the shared parsers emit (fio-json job metrics as catalog patterns).
+EMITS: Final = frozenset(
+    {
+        *(name for names in CONTRACT.values() for name in names),
+        *("command.user", "command.sys", "command.max_rss", "command.events_rate"),
+        *("command.latency_min", "command.latency_avg", "command.latency_max"),
+        "command.latency_p95",
+        *("command.<job>.read_bw", "command.<job>.write_bw"),
+        *("command.<job>.read_iops", "command.<job>.write_iops"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

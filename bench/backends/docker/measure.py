@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import docker
 import docker.errors
@@ -28,6 +28,15 @@ from bench.sysinfo import vm_hwm
 from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
 from bench.workloads.hostmem import environment_memory, process_tree
+
+#: Metric names this module emits (the workloads module declares the shared ones).
+EMITS: Final = frozenset(
+    {
+        *("startup.create", "startup.start", "startup.ready", "startup.exit", "startup.total"),
+        *("startup.remove", "startup.cli_run", "memory.environment", "memory.cgroup_usage"),
+        *("memory.shim_pss", "memory.workload_peak"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

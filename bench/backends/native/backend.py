@@ -103,6 +103,12 @@ def native_placement(directory: Path) -> dict[str, str]:
     return facts
 
 
+#: Metric names this backend emits itself (the workloads module declares the rest).
+EMITS: Final = frozenset(
+    {"startup.ready", "startup.total", "memory.environment", "memory.workload_peak"}
+)
+
+
 class NativeBackend:
     """Runs workloads as child processes of the harness, on the host kernel."""
 

@@ -61,6 +61,13 @@ from bench.workloads import (
 log = logging.getLogger(__name__)
 
 MIB: Final = 1024 * 1024
+#: Metric names :func:`measure_memory` emits (startup ones: bench.backends.vagrant.startup).
+EMITS: Final = frozenset(
+    {
+        *("memory.environment", "memory.vmm_pss", "memory.vmm_rss", "memory.guest_total"),
+        *("memory.guest_available", "memory.workload_peak"),
+    }
+)
 #: fio's directory in the guest: on the virtio root disk (ext4), not tmpfs.
 GUEST_DISK_DIR: Final = "/var/tmp/isobench"
 #: Floor for `vagrant up` in prepare(): the first boot also uploads the box into the pool.
@@ -351,7 +358,7 @@ def measure_memory(
     kv, meminfo = parse_keyvalues(text), parse_meminfo(text)
     try:
         measurements = [
-            Measurement("memory.overhead", float(sampled.pss)),
+            Measurement("memory.environment", float(sampled.pss)),
             Measurement("memory.vmm_pss", float(sampled.pss)),
             Measurement("memory.vmm_rss", float(sampled.rss), "B"),
             Measurement("memory.guest_total", float(meminfo["MemTotal"])),

@@ -37,6 +37,14 @@ from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
 
 POLL: Final = 0.05
+#: Metric names :func:`measure_startup` emits.
+EMITS: Final = frozenset(
+    {
+        *("startup.vagrant_cli", "startup.domain", "startup.ssh", "startup.ready"),
+        *("startup.total", "startup.up", "startup.kernel", "startup.userspace"),
+        *("startup.halt", "startup.destroy"),
+    }
+)
 CLOCK_ROUNDS: Final = 8
 _SPAN_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(min|ms|us|s|h)\b")
 _UNIT_SECONDS: Final = {"h": 3600.0, "min": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
