@@ -89,6 +89,33 @@ CATALOG: Final[dict[str, Metric]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One sequential phase of ``startup.total``: ``metric`` minus ``since`` (when cumulative)."""
+
+    label: str
+    metric: str
+    since: str | None = None
+
+
+#: Sequential, disjoint phases inside startup.total, per startup path, in order. A stack is
+#: only these; whatever of startup.total they leave is "other". Teardown (remove, halt,
+#: destroy) comes after startup.total ends and is never stacked; ``startup.start`` counts
+#: from launch, so its own phase is start minus create.
+STARTUP_PHASES: Final[tuple[tuple[Phase, ...], ...]] = (
+    (
+        Phase("create", "startup.create"),
+        Phase("start", "startup.start", since="startup.create"),
+        Phase("exit", "startup.exit"),
+    ),
+    (
+        Phase("domain", "startup.domain"),
+        Phase("kernel", "startup.kernel"),
+        Phase("userspace", "startup.userspace"),
+    ),
+)
+
+
 #: Names built from user input: ``<job>`` stands for one dot-free segment (a fio job name).
 PATTERNS: Final[tuple[Metric, ...]] = (
     _m("command.<job>.read_bw", "B/s", True, "fio job read bandwidth (fio-json parser)"),

@@ -33,16 +33,10 @@ STRIP_POINTS: Final = 100
 LOG_SPREAD: Final = 20.0
 PALETTE: Final = {"native": "#4c9a2a", "docker": "#2f6db5", "vagrant": "#d9822b"}
 _FALLBACK: Final = "#7a7a7a"
-#: Disjoint, sequential startup phases that can be stacked, in order.
-PHASES: Final = (
-    "startup.create",
-    "startup.start",
-    "startup.exit",
-    "startup.remove",
-    "startup.domain",
-    "startup.kernel",
-    "startup.userspace",
-)
+#: Stack segment of what startup.total holds beyond its catalogued phases.
+OTHER: Final = "other"
+#: Phases summing past startup.total by more than this are not stacked (not sequential).
+OVERSHOOT: Final = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,54 +179,72 @@ def _backend_rank(label: str) -> int:
     return 9
 
 
+def phase_segments(medians: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Sequential phases of one startup path as (label, seconds), plus "other" up to the total.
+
+    ``medians``: metric -> median of one backend variant. The first path of
+    :data:`bench.metrics.STARTUP_PHASES` whose metrics are all present is used; empty when none
+    is, or when the phases add up to more than startup.total (they would not be sequential).
+    """
+    total = medians.get("startup.total")
+    for path in metrics.STARTUP_PHASES:
+        needed = [p.metric for p in path] + [p.since for p in path if p.since]
+        if not all(name in medians for name in needed):
+            continue
+        segments = [
+            (p.label, max(medians[p.metric] - (medians[p.since] if p.since else 0.0), 0.0))
+            for p in path
+        ]
+        stacked = sum(width for _, width in segments)
+        if total is None:
+            return segments
+        if stacked > total * (1 + OVERSHOOT):
+            return []
+        return [*segments, (OTHER, max(total - stacked, 0.0))]
+    return []
+
+
 def startup_phases(summary: pd.DataFrame, multi_host: bool) -> list[Plot]:
-    """Per backend: stacked bars of median startup phases per variant (+ total as a tick)."""
-    phases = summary[summary["metric"].isin(PHASES)]
+    """Per backend: stacked sequential startup phases per variant, "other" up to the total."""
+    startup = summary[summary["family"] == "startup"]
     plots: list[Plot] = []
     with_scenario = summary["scenario"].nunique() > 1
-    for backend, group in phases.groupby("backend", sort=True):
+    for backend, group in startup.groupby("backend", sort=True, observed=True):
         part = group.assign(label=_label(group, with_scenario, multi_host))
-        table = part.pivot_table(index="label", columns="metric", values="median", aggfunc="first")
-        present = [p for p in PHASES if p in table.columns]
-        table = table[present].fillna(0.0)
-        order = sorted(table.index)
-        table = table.loc[order]
-        totals = summary[(summary["metric"] == "startup.total") & (summary["backend"] == backend)]
-        totals = totals.assign(label=_label(totals, with_scenario, multi_host))
-        total_by = dict(zip(totals["label"], totals["median"], strict=False))
-        longest = max([*table.sum(axis=1).to_numpy(), *total_by.values()])
-        divisor, unit = fmt.scale_for(float(longest), "s")
-        colors = sns.color_palette("Set2", len(present))
-        fig, ax = _figure(len(order) + 1, order, right=1.6)
-        left = np.zeros(len(order))
-        for color, phase in zip(colors, present, strict=True):
-            widths = table[phase].to_numpy() / divisor
-            ax.barh(order, widths, left=left, color=color, label=phase.removeprefix("startup."))
-            left += widths
-        marks = [(i, total_by[lbl] / divisor) for i, lbl in enumerate(order) if lbl in total_by]
-        if marks:
-            ax.scatter(
-                [m[1] for m in marks],
-                [m[0] for m in marks],
-                marker="|",
-                s=400,
-                linewidths=2,
-                color="black",
-                label="startup.total",
-                zorder=3,
-            )
-        ax.set_ylim(len(order) - 0.4, -0.6)
-        ax.set_xlabel(f"median time [{unit}]")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
-        ax.grid(axis="x", alpha=0.3)
-        plots.append(
-            Plot(
-                f"startup phases: {backend}",
-                _to_uri(fig),
-                "median of each sequential phase, stacked; black tick: median startup.total",
-            )
-        )
+        stacks = {
+            str(label): phase_segments(dict(zip(rows["metric"], rows["median"], strict=True)))
+            for label, rows in part.groupby("label", sort=True)
+        }
+        stacks = {label: segs for label, segs in stacks.items() if segs}
+        if not stacks:
+            continue
+        plots.append(_phase_plot(str(backend), stacks))
     return plots
+
+
+def _phase_plot(backend: str, stacks: Mapping[str, list[tuple[str, float]]]) -> Plot:
+    order = sorted(stacks)
+    names = list(dict.fromkeys(name for segs in stacks.values() for name, _ in segs))
+    colors = dict(zip(names, sns.color_palette("Set2", len(names)), strict=True))
+    colors[OTHER] = (0.8, 0.8, 0.8)
+    longest = max(sum(w for _, w in segs) for segs in stacks.values())
+    divisor, unit = fmt.scale_for(float(longest), "s")
+    fig, ax = _figure(len(order) + 1, order, right=1.6)
+    left = np.zeros(len(order))
+    for name in names:
+        widths = np.array([dict(stacks[lbl]).get(name, 0.0) for lbl in order]) / divisor
+        ax.barh(order, widths, left=left, color=colors[name], label=name)
+        left += widths
+    ax.set_ylim(len(order) - 0.4, -0.6)
+    ax.set_xlabel(f"median time [{unit}]")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    caption = (
+        "medians of the sequential phases inside startup.total, stacked; the bar ends at the "
+        "median startup.total, its unexplained part shown as “other”; teardown (remove, halt, "
+        "destroy) comes after startup.total and is not stacked"
+    )
+    return Plot(f"startup phases: {backend}", _to_uri(fig), caption)
 
 
 def median_bars(summary: pd.DataFrame, metric: str, multi_host: bool) -> Plot | None:
