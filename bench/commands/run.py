@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,8 +27,11 @@ environment.json (host, tools, backends, health warnings), facts.jsonl, runner.l
 copy of the scenario files.
 
 Per scenario: warmups first (kept, flagged warmup=true), then the measured repetitions,
-alternating backends in a rotated order each round so host drift does not favour one;
-backends that must run alone (VMs) run their repetitions as a block afterwards. A failure,
+every backend once per round in an order shuffled per round by a seeded generator (--seed;
+the seed is recorded in environment.json) so host drift and order effects do not favour one;
+backends that must run alone (VMs) keep their repetitions together as one block, placed at a
+seeded position between two rounds, with native measured right before and right after it
+(the report warns when native drifted across it). A failure,
 a timeout or a backend that cannot be prepared becomes rows with status failed/timeout/
 skipped and a reason; the run goes on. Ctrl-C (or SIGTERM) stops cleanly: what was measured
 stays on disk and the run is marked interrupted (exit status 130).
@@ -81,6 +85,13 @@ def register(sub: Any) -> None:
         help="parent directory of the run directory (default: results/)",
     )
     parser.add_argument(
+        "--seed",
+        type=_seed,
+        metavar="N",
+        help="seed of the execution order (default: a fresh random one; always recorded in "
+        "environment.json, so a run's order can be replayed)",
+    )
+    parser.add_argument(
         "--plain",
         action="store_true",
         help="plain progress lines even on a terminal",
@@ -99,9 +110,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        msg = f"expected a non-negative integer seed, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate scenarios, plan, run; print the run directory last on stdout."""
-    from bench.run.runner import execute_run, plan  # noqa: PLC0415 - heavy, only when running
+    from bench.run.runner import (  # noqa: PLC0415 - heavy, only when running
+        execute_run,
+        order_facts,
+        plan,
+    )
     from bench.scenario.loader import ScenarioLoadError, load_scenarios  # noqa: PLC0415
 
     known = registry.names()
@@ -131,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             hint = f" (enable: {avail.hint})" if avail.hint else ""
             print(f"backend {name} unavailable: {avail.reason}{hint}", file=sys.stderr)
     usable = {n: b for n, b in backends.items() if availability[n].ok}
-    items = plan([entry.scenario for entry in loaded], usable, args.repeat)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    items = plan([entry.scenario for entry in loaded], usable, args.repeat, seed)
     if not items:
         print(
             "isobench run: nothing to run (no available backend applies to these scenarios)",
@@ -141,7 +168,16 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir = args.out or results_dir()
     with _progress(plain=args.plain) as progress:
-        result = execute_run(loaded, items, backends, availability, out_dir, progress=progress)
+        result = execute_run(
+            loaded,
+            items,
+            backends,
+            availability,
+            out_dir,
+            progress=progress,
+            order=order_facts(items, seed, usable),
+        )
+    print(f"order seed: {seed} (replay with --seed {seed})", file=sys.stderr)
     status = "interrupted" if result.interrupted else "complete"
     print(f"run {status}: {result.samples} samples", file=sys.stderr)
     print(f"run directory: {result.run_dir}", file=sys.stderr)

@@ -1,11 +1,17 @@
 """Planning, pure: scenario x backend x variant x repetition, in execution order.
 
 Per scenario, warmup rounds come first, then measured rounds; within a round every
-interleavable (backend, variant) pair runs once, in an order rotated by one each round, so
-slow drift of the host (page cache, thermals, background jobs) spreads over all backends
-instead of biasing the one that ran last. Backends with ``interleave = False`` (a VM left idle
-would perturb the others) run their rounds as one block afterwards, prepared just before and
-torn down just after.
+interleavable (backend, variant) pair runs once, in an order **shuffled per round** by a
+seeded generator (``seed``, recorded in environment.json and settable with ``isobench run
+--seed``), so no backend is always preceded by the same one and slow drift of the host
+(page cache, thermals, background jobs) spreads over all of them. Backends with
+``interleave = False`` (a VM must stay up across its repetitions and would perturb the others)
+keep their repetitions together as one block, but where each block falls among the measured
+rounds is drawn from the same generator; the runner tears the others down around it. When
+native takes part, a block is placed *between* two measured rounds, the round before it ends
+with native and the round after it starts with native, so native is measured right before and
+right after every long block: :func:`order_facts` records those repetitions and the report
+turns them into a drift check.
 
 Repetition numbering: warmups and measured repetitions are counted *separately*
 (warmups ``0..warmup-1`` with ``warmup=True``, measured ``0..repeat-1`` with
@@ -14,8 +20,10 @@ Repetition numbering: warmups and measured repetitions are counted *separately*
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bench.backends.base import Backend
 from bench.scenario.model import Scenario
@@ -54,10 +62,14 @@ def interleaves(backend: Backend) -> bool:
     return bool(getattr(backend, "interleave", True))
 
 
+NATIVE = "native"
+
+
 def plan(
     scenarios: Sequence[Scenario],
     backends: Mapping[str, Backend],
     repeat_override: int | None = None,
+    seed: int = 0,
 ) -> list[PlannedItem]:
     """Every repetition to run, in execution order (``backends``: the available ones)."""
     items: list[PlannedItem] = []
@@ -69,14 +81,86 @@ def plan(
             if name in scenario.backends
             for variant in backend.variants(scenario)
         ]
-        rounds = [(True, i) for i in range(scenario.warmup)]
-        rounds += [(False, i) for i in range(scenario.repeat)]
-        mixed = [p for p in pairs if interleaves(backends[p[0]])]
-        blocks = [p for p in pairs if not interleaves(backends[p[0]])]
-        for number, (warmup, index) in enumerate(rounds):
-            shift = number % len(mixed) if mixed else 0
-            for name, variant in mixed[shift:] + mixed[:shift]:
-                items.append(PlannedItem(scenario, name, variant, index, warmup))
-        for name, variant in blocks:
-            items += [PlannedItem(scenario, name, variant, i, w) for w, i in rounds]
+        items += _scenario_order(
+            scenario, pairs, backends, random.Random(f"{seed}:{scenario.name}")
+        )
     return items
+
+
+def _scenario_order(
+    scenario: Scenario,
+    pairs: list[tuple[str, Variant]],
+    backends: Mapping[str, Backend],
+    rng: random.Random,
+) -> list[PlannedItem]:
+    rounds = [(True, i) for i in range(scenario.warmup)]
+    rounds += [(False, i) for i in range(scenario.repeat)]
+    mixed = [p for p in pairs if interleaves(backends[p[0]])]
+    blocks = [p for p in pairs if not interleaves(backends[p[0]])]
+    orders = [rng.sample(mixed, len(mixed)) for _ in rounds]
+    # A block goes between two measured rounds (never first or last when it can be avoided,
+    # so native has a repetition on both sides); the gap index counts rounds before it.
+    first, last = scenario.warmup + 1, len(rounds) - 1
+    gaps: dict[int, list[tuple[str, Variant]]] = {}
+    for block in rng.sample(blocks, len(blocks)):
+        gap = rng.randint(first, last) if first <= last else len(rounds)
+        gaps.setdefault(gap, []).append(block)
+    native = [p for p in mixed if p[0] == NATIVE]
+    for gap in gaps:
+        if native and 0 < gap < len(rounds):  # native right before and right after the block
+            orders[gap - 1] = [p for p in orders[gap - 1] if p not in native] + native
+            orders[gap] = native + [p for p in orders[gap] if p not in native]
+    items: list[PlannedItem] = []
+    for number, (warmup, index) in enumerate(rounds):
+        for name, variant in gaps.get(number, ()):
+            items += [PlannedItem(scenario, name, variant, i, w) for w, i in rounds]
+        items += [
+            PlannedItem(scenario, name, variant, index, warmup) for name, variant in orders[number]
+        ]
+    for name, variant in gaps.get(len(rounds), ()):
+        items += [PlannedItem(scenario, name, variant, i, w) for w, i in rounds]
+    return items
+
+
+def order_facts(
+    items: Sequence[PlannedItem], seed: int, backends: Mapping[str, Backend]
+) -> dict[str, Any]:
+    """What environment.json records of the order: the seed and each block's neighbours.
+
+    For every non-interleaved block: its scenario, backend and variant, and the measured
+    native repetitions right before and right after it (None when native did not run there).
+    """
+    blocks: list[dict[str, Any]] = []
+    position = 0
+    while position < len(items):
+        item = items[position]
+        end = position
+        if interleaves(backends[item.backend]):
+            position += 1
+            continue
+        while end + 1 < len(items) and _same_block(items[end + 1], item):
+            end += 1
+        blocks.append(
+            {
+                "scenario": item.scenario.name,
+                "backend": item.backend,
+                "variant": item.variant.label,
+                "native_before": _native_at(items, position - 1),
+                "native_after": _native_at(items, end + 1),
+            }
+        )
+        position = end + 1
+    method = "seeded shuffle per round; non-interleaved blocks at seeded gaps"
+    return {"seed": seed, "method": method, "blocks": blocks}
+
+
+def _same_block(item: PlannedItem, first: PlannedItem) -> bool:
+    return item.unit == first.unit and item.scenario.name == first.scenario.name
+
+
+def _native_at(items: Sequence[PlannedItem], position: int) -> int | None:
+    """The measured native repetition index at ``position``, if that is what runs there."""
+    if not 0 <= position < len(items):
+        return None
+    item = items[position]
+    return item.index if item.backend == NATIVE and not item.warmup else None

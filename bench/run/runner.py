@@ -21,7 +21,7 @@ from bench.backends.base import Backend, Repetition
 from bench.metrics import Metric, declared, lookup
 from bench.ownership import make_scratch, scratch_leftovers, sweep
 from bench.results import SCHEMA_VERSION, RunWriter, Sample, Status, new_run_id
-from bench.run.plan import PlannedItem, Unit, interleaves, plan
+from bench.run.plan import PlannedItem, Unit, interleaves, order_facts, plan
 from bench.run.rundir import (
     WatchdogExpired,
     append_log,
@@ -54,6 +54,7 @@ __all__ = [
     "WatchdogExpired",
     "execute_run",
     "interleaves",
+    "order_facts",
     "plan",
     "sigterm_as_interrupt",
     "watchdog",
@@ -185,32 +186,53 @@ class Runner:
             self._run_scenario(group)
 
     def _run_scenario(self, items: list[PlannedItem]) -> None:
+        """Run one scenario's items in plan order.
+
+        Interleaved pairs are prepared up front; a non-interleaved block (a VM) is prepared
+        just before its first item and torn down right after its last, with the interleaved
+        backends torn down while it runs and prepared again after it.
+        """
         units: dict[Unit, list[PlannedItem]] = {}
         for item in items:
             units.setdefault(item.unit, []).append(item)
         mixed = [u for u in units if interleaves(self.backends[u[0]])]
-        blocks = [u for u in units if u not in mixed]
         touched: list[str] = []
         try:
             ready = {u for u in mixed if self._prepare(units[u], touched)}
-            for item in items:
-                if item.unit in mixed and item.unit in ready:
-                    self._run_item(item)
-                elif item.unit in mixed:
-                    self._advance(item)
-            for name in dict.fromkeys(u[0] for u in mixed):
-                self._teardown(name)
-            for unit in blocks:  # prepared just before, torn down just after
-                if self._prepare(units[unit], touched):
-                    for item in units[unit]:
+            position = 0
+            while position < len(items):
+                item = items[position]
+                if item.unit in mixed:
+                    if item.unit in ready:
                         self._run_item(item)
-                else:
-                    for item in units[unit]:
+                    else:
                         self._advance(item)
-                self._teardown(unit[0])
+                    position += 1
+                    continue
+                block = units[item.unit]
+                self._teardown_all(dict.fromkeys(u[0] for u in mixed if u in ready))
+                if self._prepare(block, touched):
+                    for member in block:
+                        self._run_item(member)
+                else:
+                    for member in block:
+                        self._advance(member)
+                self._teardown(item.unit[0])
+                position += len(block)
+                rest = items[position:]
+                ready = {u for u in ready if self._prepare_rest(u, rest, touched)}
+            self._teardown_all(dict.fromkeys(u[0] for u in mixed))
         finally:
             for name in dict.fromkeys(touched):
                 self._teardown(name)
+
+    def _prepare_rest(self, unit: Unit, rest: list[PlannedItem], touched: list[str]) -> bool:
+        remaining = [i for i in rest if i.unit == unit]
+        return bool(remaining) and self._prepare(remaining, touched)
+
+    def _teardown_all(self, names: Mapping[str, None]) -> None:
+        for name in names:
+            self._teardown(name)
 
     def _advance(self, item: PlannedItem) -> None:
         self._position += 1
@@ -311,8 +333,13 @@ def execute_run(
     *,
     progress: ProgressSink | None = None,
     watchdog_grace: float = 30.0,
+    order: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run a plan into ``out_dir/<run-id>/``; Ctrl-C/SIGTERM end it cleanly (interrupted)."""
+    """Run a plan into ``out_dir/<run-id>/``; Ctrl-C/SIGTERM end it cleanly (interrupted).
+
+    ``order``: :func:`bench.run.plan.order_facts` of the plan (seed, block neighbours),
+    recorded in environment.json.
+    """
     run_id = new_run_id()
     run_dir = out_dir.resolve() / run_id  # absolute: backends may chdir (cwd=workdir)
     writer = RunWriter(run_dir)
@@ -330,6 +357,7 @@ def execute_run(
             name: {"available": a.ok, "reason": a.reason, "hint": a.hint}
             for name, a in availability.items()
         },
+        "order": dict(order) if order is not None else {},
         "observed": {},
         "health": {},
         "warnings": host_warnings(host),

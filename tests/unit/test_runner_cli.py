@@ -56,6 +56,21 @@ def test_run_prints_run_directory_last_on_stdout(
     df = load([run_dir])
     assert len(df) == (1 + 3) * 2
     assert set(df["host"]) == {"testhost (00c0ffee)"}
+    seed = json.loads((run_dir / "environment.json").read_text())["order"]["seed"]
+    assert f"order seed: {seed}" in err  # a fresh seed, always recorded
+
+
+def test_seed_is_settable_and_recorded(
+    fake: FakeBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", str(write(tmp_path, "one")), "-b", "fake", "-o", str(tmp_path / "r")]
+    assert main([*argv, "--seed", "42"]) == 0
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    order = json.loads((run_dir / "environment.json").read_text())["order"]
+    assert order["seed"] == 42
+    assert order["blocks"] == []  # the fake backend interleaves
+    with pytest.raises(SystemExit):
+        main([*argv, "--seed", "-3"])
 
 
 def test_directory_argument_and_repeat_override(

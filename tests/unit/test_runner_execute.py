@@ -113,25 +113,27 @@ def test_prepare_failure_skips_that_backend_only(tmp_path: Path) -> None:
     assert broken.teardowns >= 1  # torn down even though prepare failed
 
 
-def test_interleaved_journal_and_block_prepared_late_torn_down_early(tmp_path: Path) -> None:
+def test_runner_follows_the_plan_and_isolates_a_block(tmp_path: Path) -> None:
     journal: list[str] = []
     backends: dict[str, Backend] = {
         "a": FakeBackend("a", journal=journal),
         "b": FakeBackend("b", journal=journal),
         "c": FakeBackend("c", interleave=False, journal=journal),
     }
-    go(tmp_path, backends, loaded(tmp_path, warmup=0))
-    assert journal[:2] == ["a:prepare:default", "b:prepare:default"]
+    scenario = loaded(tmp_path, warmup=0)
+    items = plan([scenario.scenario], backends, seed=11)
+    availability = {name: Availability(True) for name in backends}
+    execute_run([scenario], items, backends, availability, tmp_path / "results")
     runs = [e for e in journal if ":run:" in e]
-    assert runs == [
-        "a:run:default:r0", "b:run:default:r0",
-        "b:run:default:r1", "a:run:default:r1",
-        "c:run:default:r0", "c:run:default:r1",
-    ]  # fmt: skip
-    # the VM-like backend is prepared only after the interleaved ones were torn down
-    assert journal.index("c:prepare:default") > journal.index("a:teardown")
-    assert journal.index("c:prepare:default") > journal.index("b:teardown")
-    assert journal.index("c:teardown") > journal.index("c:run:default:r1")
+    planned = [f"{i.backend}:run:{i.variant.label}:r{i.index}" for i in items]
+    assert runs == planned  # the runner executes the plan's order, block included
+    assert runs[2:4] == ["c:run:default:r0", "c:run:default:r1"]  # between the two rounds
+    prepare_c, teardown_c = journal.index("c:prepare:default"), journal.index("c:teardown")
+    # the others are torn down while the block runs and prepared again after it
+    for name in ("a", "b"):
+        assert journal.index(f"{name}:teardown") < prepare_c
+        assert journal.index(f"{name}:prepare:default", prepare_c) > teardown_c
+    assert teardown_c > journal.index("c:run:default:r1")
 
 
 def test_facts_journal_observed_and_warnings(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from bench import backends as registry
+from bench.run import plan as plan_module
 from bench.run.runner import PlannedItem, plan
 from bench.scenario.model import Scenario, parse_scenario
 from tests.fake_backend import FakeBackend, FakeScript
@@ -36,40 +38,92 @@ def order(items: list[PlannedItem]) -> list[str]:
     return [f"{i.backend}/{i.variant.label}:{'w' if i.warmup else 'r'}{i.index}" for i in items]
 
 
-def test_interleaves_backends_with_rotation_warmups_first() -> None:
-    backends = {"a": FakeBackend("a"), "b": FakeBackend("b")}
-    items = plan([scenario(backends=["a", "b"])], backends)
-    assert order(items) == [
-        "a/default:w0", "b/default:w0",
-        "b/default:r0", "a/default:r0",
-        "a/default:r1", "b/default:r1",
-        "b/default:r2", "a/default:r2",
-    ]  # fmt: skip
+def rounds_of(items: list[PlannedItem]) -> list[list[str]]:
+    """Interleaved items grouped per round: (warmup, index) in plan order."""
+    grouped: dict[tuple[bool, int], list[str]] = {}
+    for item in items:
+        grouped.setdefault((not item.warmup, item.index), []).append(item.backend)
+    return list(grouped.values())
 
 
-def test_non_interleaved_backend_runs_as_block_after_the_others() -> None:
+def test_each_round_runs_every_pair_once_in_a_seeded_shuffled_order() -> None:
+    backends = {"a": FakeBackend("a"), "b": FakeBackend("b"), "c": FakeBackend("c")}
+    items = plan([scenario(repeat=30)], backends, seed=7)
+    assert order(items)[:3] == order(plan([scenario(repeat=30)], backends, seed=7))[:3]
+    assert [i.warmup for i in items[:3]] == [True] * 3  # warmup round first
+    rounds = rounds_of(items)
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 3  # not one fixed order, nor a rotation of it
+    # each backend follows different ones (native after a container start, every time, no more)
+    predecessors: dict[str, set[str]] = {}
+    flat = [i.backend for i in items]
+    for before, after in itertools.pairwise(flat):
+        predecessors.setdefault(after, set()).add(before)
+    assert all(len(p) >= 2 for p in predecessors.values())
+    assert order(plan([scenario(repeat=30)], backends, seed=8)) != order(items)
+
+
+def block_span(items: list[PlannedItem], name: str) -> tuple[int, int]:
+    positions = [n for n, i in enumerate(items) if i.backend == name]
+    assert positions == list(range(positions[0], positions[-1] + 1))  # one contiguous block
+    return positions[0], positions[-1]
+
+
+def test_a_block_falls_between_rounds_with_native_on_both_sides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(registry._EXTRA, "vm", FakeBackend)
+    backends = {
+        "native": FakeBackend("native"),
+        "c": FakeBackend("c"),
+        "vm": FakeBackend("vm", interleave=False),
+    }
+    places = set()
+    for seed in range(20):
+        items = plan([scenario(backends=["native", "c", "vm"], repeat=5)], backends, seed=seed)
+        first, last = block_span(items, "vm")
+        assert [i.warmup for i in items[first : last + 1]] == [True] + [False] * 5
+        before, after = items[first - 1], items[last + 1]
+        assert (before.backend, before.warmup, after.backend) == ("native", False, "native")
+        assert after.index == before.index + 1
+        places.add(before.index)
+        facts = plan_module.order_facts(items, seed, backends)
+        assert facts["seed"] == seed
+        assert facts["blocks"] == [
+            {
+                "scenario": "s",
+                "backend": "vm",
+                "variant": "default",
+                "native_before": before.index,
+                "native_after": after.index,
+            }
+        ]
+    assert len(places) >= 3  # where the block falls is drawn, not always after the rest
+
+
+def test_non_interleaved_backend_keeps_its_repetitions_together() -> None:
     backends = {
         "c": FakeBackend("c", interleave=False),
         "a": FakeBackend("a"),
         "b": FakeBackend("b"),
     }
-    items = plan([scenario(repeat=2)], backends)
-    assert order(items) == [
-        "a/default:w0", "b/default:w0",
-        "b/default:r0", "a/default:r0",
-        "a/default:r1", "b/default:r1",
-        "c/default:w0", "c/default:r0", "c/default:r1",
-    ]  # fmt: skip
+    items = plan([scenario(repeat=2)], backends, seed=3)
+    first, last = block_span(items, "c")
+    assert last - first == 2  # warmup + 2 repetitions
+    assert sorted(order(items)) == sorted(
+        ["a/default:w0", "b/default:w0", "a/default:r0", "b/default:r0", "a/default:r1",
+         "b/default:r1", "c/default:w0", "c/default:r0", "c/default:r1"]
+    )  # fmt: skip
+    facts = plan_module.order_facts(items, 3, backends)
+    assert facts["blocks"][0]["native_before"] is None  # no native in this scenario
 
 
-def test_variants_are_units_of_rotation() -> None:
+def test_variants_are_units_of_the_shuffle() -> None:
     backends = {"a": FakeBackend("a", FakeScript(variants=("x", "y"))), "b": FakeBackend("b")}
     items = plan([scenario(backends=["a", "b"], warmup=0, repeat=3)], backends)
-    assert order(items) == [
-        "a/x:r0", "a/y:r0", "b/default:r0",
-        "a/y:r1", "b/default:r1", "a/x:r1",
-        "b/default:r2", "a/x:r2", "a/y:r2",
-    ]  # fmt: skip
+    labels = [f"{i.backend}/{i.variant.label}" for i in items]
+    for start in range(0, 9, 3):
+        assert sorted(labels[start : start + 3]) == ["a/x", "a/y", "b/default"]
 
 
 def test_warmups_counted_separately_and_flagged() -> None:
