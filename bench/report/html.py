@@ -18,6 +18,7 @@ import pandas as pd
 
 from bench import __version__, metrics, results
 from bench import stats as st
+from bench.report import drift as report_drift
 from bench.report import env as report_env
 from bench.report import format as fmt
 from bench.report import glance as report_glance
@@ -220,6 +221,12 @@ def render_html(
             }
         )
         banners.extend(report_env.banners(env, variants, host))
+    drifts = report_drift.native_drift(frame, envs)
+    banners += [
+        d.describe() + ": the host changed while the block ran; figures around it may be skewed."
+        for d in drifts
+        if d.moved
+    ]
     banners = list(dict.fromkeys(banners))  # per host, said once (runs of one host repeat it)
     context = {
         "title": title,
@@ -238,6 +245,7 @@ def render_html(
         "failure_total": failure_total,
         "failure_groups": failure_groups,
         "runs": runs,
+        "drifts": [{"text": d.describe(), "moved": d.moved} for d in drifts],
         "scenarios": report_env.scenario_rows(envs),
     }
     return _environment().get_template("report.html.j2").render(**context)
