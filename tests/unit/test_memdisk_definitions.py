@@ -179,7 +179,8 @@ def test_summary_carries_memory_overhead_in_bytes_with_ci() -> None:
 def test_html_memory_headline_shows_the_overhead_not_a_ratio() -> None:
     frame = _memory_frame([v * MiB for v in NATIVE_MIB], [v * MiB for v in DOCKER_MIB])
     page = render_html(frame, [])
-    headline = page[page.index('id="headline"') : page.index("</section>")]
+    start = page.index('id="headline"')
+    headline = page[start : page.index("</section>", start)]
     assert "overhead +11.9 MiB" in headline
     assert 'class="cell delta"' in headline
     assert "1.18\N{MULTIPLICATION SIGN}" not in headline
