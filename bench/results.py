@@ -1,50 +1,89 @@
 """Result schema and storage: one row per sample, appended as measured, loaded as pandas.
 
-A run directory holds ``samples.jsonl`` (append-only, flushed to the kernel per row, so a
-killed harness loses at most the sample in flight; fsynced at close),
-``samples.parquet`` (written by :meth:`RunWriter.close`), ``environment.json`` and
-``scenarios/``. :func:`load` reads any number of run directories into one tidy frame.
+A run directory (``results/<run-id>/``, created exclusively) holds ``samples.jsonl`` (the
+journal: one line per sample, handed to the kernel as it is measured, so a killed harness loses
+at most the sample in flight), ``samples.parquet`` (the consolidated rows, with the schema
+version and host identity in its metadata), ``environment.json``, ``scenarios/`` and, written
+last and atomically, ``end.json``: a run without it did not finish. The file rules live in
+:mod:`bench.storage`, the schema and its checked readers in :mod:`bench.schema`.
+
+:func:`load` reads any number of run directories into one tidy frame; :func:`read_run` also
+says how each run ended and what the loader noticed, and can consolidate a run whose harness
+died from its journal.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION: Final = 1
+from bench.schema import COLUMNS, STATUSES, empty_frame, read_journal, read_parquet
+from bench.storage import (
+    END_MARKER,
+    ENVIRONMENT_JSON,
+    SAMPLES_JSONL,
+    SAMPLES_PARQUET,
+    SCHEMA_VERSION,
+    ResultsError,
+    RunState,
+    SchemaVersionError,
+    StorageError,
+    atomic_write_json,
+    check_schema_version,
+    claimed,
+    in_use,
+    lock,
+    read_end_marker,
+    read_json_object,
+    write_all,
+    write_parquet,
+    writing,
+)
+
+__all__ = [
+    "COLUMNS",
+    "END_MARKER",
+    "ENVIRONMENT_JSON",
+    "SAMPLES_JSONL",
+    "SAMPLES_PARQUET",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "LoadedRun",
+    "ResultsError",
+    "ResultsWarning",
+    "RunState",
+    "RunWriter",
+    "Sample",
+    "SchemaVersionError",
+    "Status",
+    "StorageError",
+    "consolidate",
+    "create_run_dir",
+    "empty_frame",
+    "host_name",
+    "load",
+    "load_environment",
+    "load_run",
+    "new_run_id",
+    "read_jsonl",
+    "read_run",
+]
 
 Status = Literal["ok", "failed", "timeout", "skipped"]
 
-#: Column name -> pandas dtype of the tidy sample frame, in order.
-COLUMNS: Final[dict[str, str]] = {
-    "run_id": "string",
-    "scenario": "string",
-    "scenario_hash": "string",
-    "backend": "string",
-    "variant": "string",
-    "metric": "string",
-    "unit": "string",
-    "repetition": "int64",
-    "warmup": "bool",
-    "value": "float64",
-    "status": "string",
-    "reason": "string",
-    "timestamp": "datetime64[ns, UTC]",
-}
 
-SAMPLES_JSONL: Final = "samples.jsonl"
-SAMPLES_PARQUET: Final = "samples.parquet"
-ENVIRONMENT_JSON: Final = "environment.json"
+class ResultsWarning(UserWarning):
+    """Something the loader noticed and worked around (a fallback, a conversion, a torn line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +106,8 @@ class Sample:
 
     def to_json(self) -> str:
         """Serialize as one JSON line (NaN encoded as null)."""
+        import json  # noqa: PLC0415 - only writers need it
+
         record = asdict(self)
         if record["value"] != record["value"]:  # NaN
             record["value"] = None
@@ -74,104 +115,174 @@ class Sample:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A sortable, unique run id such as ``20261128T003112Z-3f9a``."""
+    """A sortable run id such as ``20261128T003112Z-3f9a`` (unique per directory: see below)."""
     now = now or datetime.now(UTC)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
 
 
+def create_run_dir(
+    out_dir: Path, *, make_id: Callable[[], str] = new_run_id, attempts: int = 50
+) -> tuple[str, Path]:
+    """Create ``out_dir/<run-id>/`` exclusively; a taken id is retried, never shared."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StorageError(out_dir, "it exists and is not a directory", "use")
+    with writing(out_dir, "create"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        run_id = make_id()
+        path = out_dir / run_id
+        try:
+            path.mkdir()  # exclusive: two runs never share a directory
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise StorageError(path, exc, "create") from exc
+        return run_id, path
+    msg = f"no free run id after {attempts} attempts"
+    raise StorageError(out_dir, msg, "create a run directory in")
+
+
 class RunWriter:
-    """Append samples of one run to disk as they are produced."""
+    """Append the samples of one run to its journal; consolidate and mark the run's end.
+
+    The journal is created exclusively (a second writer cannot merge into it) and locked for
+    the writer's life. ``close(state)`` writes the Parquet file and then the end marker;
+    leaving without ``close`` (an error) leaves the run visibly unfinished.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._path = run_dir / SAMPLES_JSONL
-        self._fh: TextIO | None = self._path.open("a", encoding="utf-8")
+        with writing(run_dir, "create"):
+            run_dir.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        try:
+            self._fd: int | None = os.open(self._path, flags, 0o644)
+        except FileExistsError as exc:
+            msg = "it already exists (another run's journal: runs are never merged)"
+            raise StorageError(self._path, msg, "create") from exc
+        except OSError as exc:
+            raise StorageError(self._path, exc, "create") from exc
+        lock(self._fd)  # a new file: nobody else can hold it
+        self._size = 0
+        self._environment: dict[str, Any] = {}
         self.count = 0
 
     def write(self, sample: Sample) -> None:
         """Append one sample; once this returns it survives a kill -9 of the harness."""
-        if self._fh is None:
+        if self._fd is None:
             msg = "RunWriter is closed"
             raise RuntimeError(msg)
-        self._fh.write(sample.to_json() + "\n")
-        # flush, not fsync: the page cache survives kill -9 of the harness, and an fsync per
-        # row (an ext4 journal commit) measurably slowed the *next* repetition (native
-        # startup 0.8 -> 1.7 ms median here); the journal is fsynced once at close.
-        self._fh.flush()
+        data = (sample.to_json() + "\n").encode()
+        # One write per line into the page cache, no fsync: the page cache survives kill -9 of
+        # the harness, and an fsync per row (an ext4 journal commit) measurably slowed the
+        # *next* repetition (native startup 0.8 -> 1.7 ms median here); fsync once at close.
+        try:
+            write_all(self._fd, data)
+        except OSError as exc:
+            os.ftruncate(self._fd, self._size)  # drop a partial line: whole samples only
+            raise StorageError(self._path, exc) from exc
+        self._size += len(data)
         self.count += 1
 
     def write_environment(self, environment: Mapping[str, Any]) -> None:
-        """Write ``environment.json`` for this run."""
-        path = self.run_dir / ENVIRONMENT_JSON
-        path.write_text(json.dumps(environment, indent=2, sort_keys=True, default=str) + "\n")
+        """Replace ``environment.json`` atomically (kept for the Parquet metadata)."""
+        atomic_write_json(self.run_dir / ENVIRONMENT_JSON, environment)
+        self._environment = dict(environment)
 
-    def close(self) -> None:
-        """Close the journal and consolidate it into Parquet."""
-        if self._fh is None:
+    def close(self, state: Literal["complete", "interrupted"] = "complete") -> None:
+        """Consolidate the journal into Parquet, then write the end marker (the run ended)."""
+        if self._fd is None:
             return
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._fh = None
-        frame = read_jsonl(self._path)
-        frame.to_parquet(self.run_dir / SAMPLES_PARQUET, index=False)
+        try:
+            with writing(self._path):
+                os.fsync(self._fd)
+            _consolidate_journal(self.run_dir, self._environment, state, self.count)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Close the journal without marking the end (the run stays unfinished)."""
+        if self._fd is not None:
+            os.close(self._fd)  # drops the lock
+            self._fd = None
 
     def __enter__(self) -> RunWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def empty_frame() -> pd.DataFrame:
-    """An empty frame with the sample schema."""
-    return _coerce(pd.DataFrame({name: [] for name in COLUMNS}))
-
-
-def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    for name, dtype in COLUMNS.items():
-        if name not in frame:
-            frame[name] = pd.NA
-        if name == "timestamp":
-            stamps = pd.to_datetime(frame[name], utc=True, format="ISO8601")
-            frame[name] = stamps.dt.as_unit("ns")  # pandas may infer µs; the schema says ns
-        elif name == "value":
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
         else:
-            frame[name] = frame[name].astype(dtype)  # type: ignore[call-overload]
-    extra = [c for c in frame.columns if c not in COLUMNS]
-    return frame[[*COLUMNS, *extra]]
+            self.release()
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    """Read a samples journal; a torn last line (crash mid-write) is ignored."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows: list[dict[str, Any]] = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if number == len(lines):
-                continue  # only the sample in flight can be torn (kill -9, power loss)
-            msg = f"{path}:{number}: corrupt sample line (not the last one): {exc}"
-            raise ValueError(msg) from exc
-    if not rows:
-        return empty_frame()
-    return _coerce(pd.DataFrame.from_records(rows))
+def _parquet_metadata(environment: Mapping[str, Any]) -> dict[str, Any]:
+    host = environment.get("host")
+    host = host if isinstance(host, Mapping) else {}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": str(environment.get("run_id") or ""),
+        "host": {"hostname": host.get("hostname"), "identity": host.get("identity")},
+    }
+
+
+def _consolidate_journal(
+    run_dir: Path, environment: Mapping[str, Any], state: str, count: int | None
+) -> int:
+    """Write the Parquet file from the journal, then the end marker; return the row count."""
+    frame = read_journal(run_dir / SAMPLES_JSONL, [])
+    write_parquet(frame, run_dir / SAMPLES_PARQUET, _parquet_metadata(environment))
+    marker = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": str(environment.get("run_id") or ""),
+        "state": state,
+        "samples": len(frame) if count is None else count,
+        "written": datetime.now(UTC).isoformat(),
+    }
+    atomic_write_json(run_dir / END_MARKER, marker)
+    return len(frame)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+#: What each state means, for notes, banners and refusals.
+STATE_TEXT: dict[str, str] = {
+    "interrupted": "it was interrupted (Ctrl-C or SIGTERM): planned repetitions are missing",
+    "recovered": "its harness died before the end; the journal was consolidated afterwards: "
+    "planned repetitions are missing",
+    "unfinished": f"it did not finish (no {END_MARKER}: the harness was killed, crashed or "
+    "could not write): planned repetitions are missing",
+    "running": "it is still running (its harness holds the journal)",
+}
+
+
+@dataclass
+class LoadedRun:
+    """One run directory as read: samples, environment, how it ended, what the loader noticed."""
+
+    path: Path
+    frame: pd.DataFrame
+    environment: dict[str, Any]
+    state: RunState
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run ended normally with every planned repetition."""
+        return self.state == "complete"
 
 
 def load_environment(run_dir: Path) -> dict[str, Any]:
-    """Return a run's ``environment.json`` (empty dict if missing)."""
+    """Return a run's ``environment.json`` (empty dict if missing), its schema version checked."""
     path = run_dir / ENVIRONMENT_JSON
     if not path.exists():
         return {}
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    environment = read_json_object(path)
+    harness = environment.get("harness")
+    written_by = harness.get("version") if isinstance(harness, Mapping) else None
+    check_schema_version(environment.get("schema_version"), path, written_by)
+    return environment
 
 
 def host_name(environment: Mapping[str, Any]) -> str:
@@ -206,55 +317,128 @@ def host_key(environment: Mapping[str, Any], run: str = "") -> str:
     return f"{host.get('hostname') or 'host'} (hw {digest})"
 
 
-def _read_parquet_dictionary(parquet: Path) -> pd.DataFrame | None:
-    """Parquet with string columns as categoricals, or None for an older/partial file."""
-    import pyarrow.parquet as pq  # noqa: PLC0415 - pandas already imported pyarrow
+def run_state(run_dir: Path, environment: Mapping[str, Any]) -> RunState:
+    """How a run ended: its end marker, else a live lock, else (layout 1) environment.json."""
+    marker = read_end_marker(run_dir)
+    if marker is not None:
+        state: RunState = marker["state"]
+        return state
+    if in_use(run_dir / SAMPLES_JSONL):
+        return "running"
+    version = environment.get("schema_version")
+    # layout 1 had no end marker: migrate in memory from environment.json's own fields
+    if version in (None, 1) and environment.get("finished"):
+        return "interrupted" if environment.get("interrupted") is True else "complete"
+    return "unfinished"
 
-    if not set(COLUMNS) <= set(pq.read_schema(parquet).names):
-        return None  # the generic path fills missing columns in
-    strings = [name for name, dtype in COLUMNS.items() if dtype == "string"]
-    frame: pd.DataFrame = pq.read_table(parquet, read_dictionary=strings).to_pandas()
-    return frame
+
+def _read_samples(
+    run_dir: Path, state: RunState, categorical: bool, notes: list[str]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Samples from the Parquet file of an ended run, else (or when it is bad) the journal."""
+    parquet, journal = run_dir / SAMPLES_PARQUET, run_dir / SAMPLES_JSONL
+    if parquet.exists() and (state in ("complete", "interrupted", "recovered")):
+        try:
+            return read_parquet(parquet, categorical=categorical)
+        except SchemaVersionError:
+            raise
+        except ResultsError as exc:
+            if not journal.exists():
+                raise
+            notes.append(f"{exc}; read the intact journal {journal.name} instead")
+    if journal.exists():
+        return read_journal(journal, notes), {}
+    msg = f"{run_dir}: not a run directory (no {SAMPLES_PARQUET} or {SAMPLES_JSONL})"
+    raise FileNotFoundError(msg)
 
 
-def load_run(
-    run_dir: Path,
-    *,
-    categorical: bool = False,
-    environment: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """Load one run directory (Parquet if consolidated, else the journal).
+def _recover(run: LoadedRun) -> None:
+    """Consolidate an unfinished run from its journal (unless its harness is alive)."""
+    journal = run.path / SAMPLES_JSONL
+    with claimed(journal) as free:
+        if not free:
+            run.state = "running"
+            return
+        if read_end_marker(run.path) is not None:  # it ended while we were reading
+            run.state = run_state(run.path, run.environment)
+            return
+        try:
+            rows = _consolidate_journal(run.path, run.environment, "recovered", None)
+        except StorageError as exc:
+            run.notes.append(f"could not consolidate it: {exc}; read from its journal")
+            return
+    run.state = "recovered"
+    run.notes.append(
+        f"consolidated {rows} samples from {SAMPLES_JSONL} into {SAMPLES_PARQUET} and "
+        f"marked it recovered ({END_MARKER})"
+    )
 
-    ``categorical=True`` keeps the string columns dictionary-encoded (several times faster
-    at a million rows; statistics group on the codes). ``environment`` saves re-reading
-    environment.json when the caller already has it.
+
+def read_run(run_dir: Path, *, categorical: bool = False, consolidate: bool = False) -> LoadedRun:
+    """Read one run directory: samples (with a ``host`` column), environment, state, notes.
+
+    ``categorical=True`` keeps the string columns dictionary-encoded (several times faster at
+    a million rows; statistics group on the codes). ``consolidate=True`` finishes a run whose
+    harness died: its journal becomes ``samples.parquet`` and it is marked ``recovered``.
     """
-    parquet = run_dir / SAMPLES_PARQUET
-    journal = run_dir / SAMPLES_JSONL
-    env = load_environment(run_dir) if environment is None else environment
-    host = host_key(env, run_dir.name)
-    if categorical and parquet.exists():
-        fast = _read_parquet_dictionary(parquet)
-        if fast is not None:
-            codes = np.zeros(len(fast), dtype=np.int8)
-            fast["host"] = pd.Categorical.from_codes(codes, categories=pd.Index([host]))
-            return fast
-    if parquet.exists():
-        frame = _coerce(pd.read_parquet(parquet))
-    elif journal.exists():
-        frame = read_jsonl(journal)
+    environment = load_environment(run_dir)
+    state = run_state(run_dir, environment)
+    notes: list[str] = []
+    frame, metadata = _read_samples(run_dir, state, categorical, notes)
+    run = LoadedRun(run_dir, frame, environment, state, notes)
+    if state != "complete":
+        notes.insert(0, f"incomplete run: {STATE_TEXT[state]}")
+    if state == "unfinished" and consolidate:
+        _recover(run)
+    source = environment if environment.get("host") else {"host": metadata.get("host")}
+    host = host_key(source, run_dir.name)
+    if isinstance(frame["run_id"].dtype, pd.CategoricalDtype):
+        codes = np.zeros(len(frame), dtype=np.int8)
+        frame["host"] = pd.Categorical.from_codes(codes, categories=pd.Index([host]))
     else:
-        msg = f"{run_dir}: not a run directory (no {SAMPLES_PARQUET} or {SAMPLES_JSONL})"
-        raise FileNotFoundError(msg)
-    frame["host"] = pd.Series([host] * len(frame), dtype="string", index=frame.index)
-    return frame
+        frame["host"] = pd.Series([host] * len(frame), dtype="string", index=frame.index)
+    run.frame = frame
+    return run
 
 
-def load(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Load any number of run directories into one tidy DataFrame (plus a ``host`` column)."""
-    frames = [load_run(Path(p)) for p in paths]
-    if not frames:
+def _warn(run: LoadedRun) -> None:
+    for note in run.notes:
+        warnings.warn(f"{run.path}: {note}", ResultsWarning, stacklevel=3)
+
+
+def load_run(run_dir: Path, *, categorical: bool = False) -> pd.DataFrame:
+    """Load one run directory (Parquet if consolidated, else the journal); notes are warnings."""
+    run = read_run(run_dir, categorical=categorical)
+    _warn(run)
+    return run.frame
+
+
+def load(paths: Iterable[str | Path], *, consolidate: bool = False) -> pd.DataFrame:
+    """Load any number of run directories into one tidy DataFrame (plus a ``host`` column).
+
+    What the loader noticed (an incomplete run, a fallback to the journal, a converted field)
+    is issued as a :class:`ResultsWarning`; ``consolidate=True`` finishes runs whose harness
+    died (see :func:`read_run`).
+    """
+    runs = [read_run(Path(p), consolidate=consolidate) for p in paths]
+    for run in runs:
+        _warn(run)
+    if not runs:
         frame = empty_frame()
         frame["host"] = pd.Series([], dtype="string")
         return frame
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([run.frame for run in runs], ignore_index=True)
+
+
+def consolidate(run_dir: Path) -> LoadedRun:
+    """Finish a run whose harness died: write its Parquet file and end marker from the journal."""
+    return read_run(run_dir, consolidate=True)
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    """Read a samples journal, every line's fields checked; notes are warnings."""
+    notes: list[str] = []
+    frame = read_journal(path, notes)
+    for note in notes:
+        warnings.warn(note, ResultsWarning, stacklevel=2)
+    return frame

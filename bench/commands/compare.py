@@ -1,7 +1,8 @@
 """`isobench compare BASE_RUN NEW_RUN [--threshold 5%]`: the CI regression gate.
 
 Exit status: 0 no significant regression, 1 at least one significant regression beyond the
-threshold, 2 bad input (missing run, unreadable samples, scenario definitions that changed).
+threshold, 2 bad input (missing run, unreadable samples, scenario definitions that changed, a
+run that is not complete unless ``--allow-incomplete``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def register(sub: Any) -> None:
         description="Compare NEW_RUN against BASE_RUN per scenario/backend/variant/metric. "
         "A change counts only when it exceeds --threshold AND a two-sided Mann-Whitney U "
         "test gives p < 0.05 after Benjamini-Hochberg adjustment across the comparisons. "
-        "Exit 1 on a significant regression, 0 otherwise, 2 on bad input.",
+        "Exit 1 on a significant regression, 0 otherwise, 2 on bad input (including a run "
+        "that did not complete: interrupted, killed, still running).",
     )
     parser.add_argument("base", type=Path, metavar="BASE_RUN")
     parser.add_argument("new", type=Path, metavar="NEW_RUN")
@@ -38,6 +40,12 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="default: text")
     parser.add_argument("-o", "--output", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="compare runs that did not complete (interrupted, killed, still running) instead "
+        "of refusing them with exit status 2",
+    )
     parser.set_defaults(func=run)
 
 
@@ -55,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"isobench compare: no such run directory: {path}", file=sys.stderr)
             return 2
     try:
-        base, new = results.load([args.base]), results.load([args.new])
+        runs = [results.read_run(args.base), results.read_run(args.new)]
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"isobench compare: {exc}", file=sys.stderr)
         return 2
+    if _refuse_incomplete(runs, allow=args.allow_incomplete):
+        return 2
+    base, new = runs[0].frame, runs[1].frame
     mismatches = compare.hash_mismatches(base, new)
     if mismatches:
         for mismatch in mismatches:
@@ -81,6 +92,22 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if compare.has_regression(table) else 0
+
+
+def _refuse_incomplete(runs: list[Any], *, allow: bool) -> bool:
+    """Print the loader's notes; True when a run is incomplete and that is not allowed."""
+    refused = False
+    for role, run in zip(("BASE_RUN", "NEW_RUN"), runs, strict=True):
+        for note in run.notes:
+            print(f"isobench compare: {role} {run.path}: {note}", file=sys.stderr)
+        if not run.complete and not allow:
+            print(
+                f"isobench compare: {role} {run.path} is {run.state}, not complete: refusing to "
+                "compare it (--allow-incomplete to compare it anyway)",
+                file=sys.stderr,
+            )
+            refused = True
+    return refused
 
 
 def render(table: Any, fmt_name: str, threshold: float) -> str:

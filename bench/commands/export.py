@@ -32,11 +32,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"isobench export: no such run directory: {args.run}", file=sys.stderr)
         return 2
     try:
-        frame = results.load([args.run])
+        loaded = results.read_run(args.run)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"isobench export: {exc}", file=sys.stderr)
         return 2
-    document = export.to_pytest_benchmark(frame, results.load_environment(args.run))
+    for note in loaded.notes:
+        print(f"isobench export: {args.run}: {note}", file=sys.stderr)
+    document = export.to_pytest_benchmark(loaded.frame, loaded.environment)
     text = json.dumps(document, indent=2) + "\n"
     if args.output is None:
         sys.stdout.write(text)

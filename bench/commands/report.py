@@ -28,7 +28,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the report; exit 2 when a run directory is missing or unreadable."""
+    """Write the report; exit 2 when a run directory is missing or unreadable.
+
+    A run whose harness died is consolidated from its journal first (said on stderr); every
+    incomplete run is named on stderr and in a banner of the report.
+    """
     from bench import report  # noqa: PLC0415 - pandas/matplotlib only when used
 
     missing = [str(p) for p in args.runs if not p.is_dir()]
@@ -36,10 +40,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"isobench report: no such run directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        frame, envs = report.load_runs(args.runs)
+        frame, envs = report.load_runs(args.runs, consolidate=True)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"isobench report: {exc}", file=sys.stderr)
         return 2
+    for env in envs:
+        for note in env["load"]["notes"]:
+            print(f"isobench report: {env['load']['path']}: {note}", file=sys.stderr)
     if args.format == "html":
         text = report.render_html(frame, envs)
     else:
@@ -49,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     output = args.output or Path(f"report{_SUFFIX[args.format]}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"isobench report: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(output)
     return 0

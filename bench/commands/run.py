@@ -23,8 +23,8 @@ HELP = "run scenarios on backends and record every sample"
 DESCRIPTION = """\
 Run scenarios natively, in containers and in VMs, one repetition at a time, and write a run
 directory RESULTS/<run-id>/ with samples.jsonl (appended as measured), samples.parquet,
-environment.json (host, tools, backends, health warnings), facts.jsonl, runner.log and a
-copy of the scenario files.
+environment.json (host, tools, backends, health warnings), facts.jsonl, runner.log, a
+copy of the scenario files and end.json (written last: the run ended).
 
 Per scenario: warmups first (kept, flagged warmup=true), then the measured repetitions,
 every backend once per round in an order shuffled per round by a seeded generator (--seed;
@@ -34,14 +34,17 @@ seeded position between two rounds, with native measured right before and right 
 (the report warns when native drifted across it). A failure,
 a timeout or a backend that cannot be prepared becomes rows with status failed/timeout/
 skipped and a reason; the run goes on. Ctrl-C (or SIGTERM) stops cleanly: what was measured
-stays on disk and the run is marked interrupted (exit status 130).
+stays on disk and the run is marked interrupted (exit status 130). A run is complete only
+once its end marker (end.json) is written, last; a write error (disk full, read-only
+--out...) stops the run with a one-line message and exit status 1, the journal kept up to
+the last whole sample and no end marker (`isobench report` consolidates such a run later).
 
 Output: progress and messages go to stderr; the LAST line of stdout is the run directory,
 so scripts can do  RUN=$(isobench run ... | tail -n1).
 
 exit status: 0 run complete (individual rows may still be failed/timeout/skipped),
-1 invalid scenario or nothing to run (nothing written), 2 usage error (e.g. unknown
---backend), 130 interrupted.
+1 invalid scenario or nothing to run (nothing written), or a write error (run incomplete),
+2 usage error (e.g. unknown --backend), 130 interrupted.
 """
 
 
@@ -123,6 +126,7 @@ def _seed(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Validate scenarios, plan, run; print the run directory last on stdout."""
+    from bench.results import SAMPLES_JSONL, StorageError  # noqa: PLC0415
     from bench.run.runner import (  # noqa: PLC0415 - heavy, only when running
         execute_run,
         order_facts,
@@ -167,19 +171,29 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     out_dir = args.out or results_dir()
-    with _progress(plain=args.plain) as progress:
-        result = execute_run(
-            loaded,
-            items,
-            backends,
-            availability,
-            out_dir,
-            progress=progress,
-            order=order_facts(items, seed, usable),
-        )
+    try:
+        with _progress(plain=args.plain) as progress:
+            result = execute_run(
+                loaded,
+                items,
+                backends,
+                availability,
+                out_dir,
+                progress=progress,
+                order=order_facts(items, seed, usable),
+            )
+    except StorageError as exc:  # the run directory could not even be created
+        print(f"isobench run: {exc}; nothing was run", file=sys.stderr)
+        return 1
     print(f"order seed: {seed} (replay with --seed {seed})", file=sys.stderr)
-    status = "interrupted" if result.interrupted else "complete"
-    print(f"run {status}: {result.samples} samples", file=sys.stderr)
+    if result.error:
+        print(
+            f"isobench run: {result.error}; the run stopped after {result.samples} samples, kept "
+            f"in {result.run_dir / SAMPLES_JSONL} (the run is incomplete)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"run {result.state}: {result.samples} samples", file=sys.stderr)
     print(f"run directory: {result.run_dir}", file=sys.stderr)
     print(result.run_dir)
     return 130 if result.interrupted else 0

@@ -186,6 +186,23 @@ def declared_directions(envs: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
     return found
 
 
+def load_banners(env: Mapping[str, Any]) -> list[str]:
+    """What the loader noticed about a run: incomplete (killed, still running), fallbacks.
+
+    An interrupted run is left to the warning recorded with it (one banner, not two).
+    """
+    notes = get(env, "load", "notes")
+    if not isinstance(notes, list):
+        return []
+    run = _text(get(env, "run_id") or get(env, "load", "path"))
+    interrupted = get(env, "load", "state") == "interrupted"
+    return [
+        f"Run {run}: {_text(note)}"
+        for note in notes
+        if not (interrupted and str(note).startswith("incomplete run:"))
+    ]
+
+
 def banners(
     env: Mapping[str, Any], variants: Iterable[tuple[str, str]], host: str = ""
 ) -> list[str]:
@@ -195,7 +212,7 @@ def banners(
     runs of one host reads the same (the caller says it once), and two machines that share
     a hostname stay apart.
     """
-    found: list[str] = []
+    found: list[str] = load_banners(env)
     host_name = host or _text(get(env, "host", "hostname"))
     accel = get(env, "backends", "vagrant", "accelerator")
     pairs = list(variants)

@@ -19,25 +19,32 @@ from bench import stats as st
 from bench.report import format as fmt
 
 
-def load_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def load_runs(
+    paths: Sequence[str | Path], *, consolidate: bool = False
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Samples of every run directory plus each run's environment.json.
 
     String columns stay dictionary-encoded (categoricals): at a million rows that is several
     times faster than plain strings, and every statistic groups on the codes directly. Runs
-    that only have their journal (interrupted) are read from it.
+    that only have their journal (interrupted, killed) are read from it; ``consolidate``
+    finishes those whose harness died (see :func:`bench.results.read_run`). Each environment
+    gains a ``load`` block: the run's path, state (complete, interrupted...) and the loader's
+    notes, which the report shows as banners.
     """
     # A run directory is named by its run id: an environment.json without one (or none at
     # all) still names its run, so the host key of its rows and of its banners agree.
-    envs = [{"run_id": Path(p).name} | results.load_environment(Path(p)) for p in paths]
-    frames = [
-        results.load_run(Path(p), categorical=True, environment=env)
-        for p, env in zip(paths, envs, strict=True)
+    runs = [results.read_run(Path(p), categorical=True, consolidate=consolidate) for p in paths]
+    envs = [
+        {"run_id": run.path.name}
+        | run.environment
+        | {"load": {"path": str(run.path), "state": run.state, "notes": run.notes}}
+        for run in runs
     ]
-    if not frames:
+    if not runs:
         return results.load([]), envs
-    if len(frames) == 1:
-        return frames[0], envs
-    return pd.concat(frames, ignore_index=True), envs
+    if len(runs) == 1:
+        return runs[0].frame, envs
+    return pd.concat([run.frame for run in runs], ignore_index=True), envs
 
 
 def summary_table(

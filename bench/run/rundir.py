@@ -15,6 +15,7 @@ from bench.backends.base import Backend
 from bench.run.plan import PlannedItem
 from bench.scenario.loader import LoadedScenario
 from bench.scenario.model import Scenario
+from bench.storage import writing
 from bench.values import Availability
 
 # -- run-directory files ------------------------------------------------------------------------
@@ -23,7 +24,8 @@ from bench.values import Availability
 def append_log(run_dir: Path, text: str) -> None:
     """Append a line to ``runner.log`` (tracebacks go here, not to the user)."""
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-    with (run_dir / "runner.log").open("a", encoding="utf-8") as fh:
+    path = run_dir / "runner.log"
+    with writing(path), path.open("a", encoding="utf-8") as fh:
         fh.write(f"{stamp} {text.rstrip()}\n")
 
 
@@ -45,7 +47,8 @@ def record_facts(
         "warmup": item.warmup,
         "facts": dict(facts),
     }
-    with (run_dir / "facts.jsonl").open("a", encoding="utf-8") as fh:
+    path = run_dir / "facts.jsonl"
+    with writing(path), path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, sort_keys=True) + "\n")
     seen = observed.setdefault(item.backend, {}).setdefault(item.variant.label, {})
     for key, value in facts.items():
@@ -67,13 +70,15 @@ def copy_scenarios(
     """Copy scenario files into ``run_dir/scenarios``; their environment.json block."""
     planned = {item.scenario.name: item.scenario for item in items}
     target = run_dir / "scenarios"
-    target.mkdir(parents=True, exist_ok=True)
+    with writing(target, "create"):
+        target.mkdir(parents=True, exist_ok=True)
     block: dict[str, Any] = {}
     for number, entry in enumerate(loaded):
         copy = target / entry.path.name
         if copy.exists():  # the same file name from two directories
             copy = target / f"{number}-{entry.path.name}"
-        copy.write_text(entry.text, encoding="utf-8")
+        with writing(copy):
+            copy.write_text(entry.text, encoding="utf-8")
         scenario = planned.get(entry.scenario.name, entry.scenario)  # with --repeat applied
         block[scenario.name] = scenario_environment(scenario, copy.relative_to(run_dir), entry.path)
     return block
@@ -127,15 +132,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 @contextmanager
 def shielded() -> Iterator[None]:
-    """Ignore further Ctrl-C while results are being consolidated."""
+    """Ignore further Ctrl-C and SIGTERM while the run is being finished (kill -9 still works)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # --- run description blocks ------------------------------------------------------------------

@@ -8,6 +8,7 @@ timeouts (``timeout``) and unprepared pairs (``skipped``). The execution order c
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import traceback
@@ -20,7 +21,14 @@ from typing import Any, Protocol
 from bench.backends.base import Backend, Repetition
 from bench.metrics import Metric, declared, lookup
 from bench.ownership import make_scratch, scratch_leftovers, sweep
-from bench.results import SCHEMA_VERSION, RunWriter, Sample, Status, new_run_id
+from bench.results import (
+    SCHEMA_VERSION,
+    RunWriter,
+    Sample,
+    Status,
+    StorageError,
+    create_run_dir,
+)
 from bench.run.plan import PlannedItem, Unit, interleaves, order_facts, plan
 from bench.run.rundir import (
     WatchdogExpired,
@@ -34,6 +42,7 @@ from bench.run.rundir import (
 )
 from bench.scenario.loader import LoadedScenario
 from bench.scenario.model import Scenario
+from bench.storage import writing
 from bench.sysinfo import (
     harness_info,
     health_report,
@@ -265,9 +274,11 @@ class Runner:
     def _run_item(self, item: PlannedItem) -> None:
         self._position += 1
         self.progress.begin(item, self._position, self._total)
+        # No scenario name in the path: a valid name can be longer than a file name may be.
         scratch = self.scratch or self.run_dir / "work"
-        workdir = scratch / f"{item.scenario.name}-{item.backend}-{self._position}"
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = scratch / f"{self._position}-{item.backend}"
+        with writing(workdir, "create"):
+            workdir.mkdir(parents=True, exist_ok=True)
         repetition = Repetition(
             item.scenario, item.variant, item.index, item.warmup, item.scenario.timeout, workdir
         )
@@ -316,35 +327,27 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """Where a run went and how it ended."""
+    """Where a run went and how it ended (``error``: why a write failure stopped it)."""
 
     run_id: str
     run_dir: Path
     interrupted: bool
     samples: int
+    state: str = "complete"  # complete, interrupted or failed (a write error: no end marker)
+    error: str = ""
 
 
-def execute_run(
+def _environment(  # noqa: PLR0917 - one private call site
+    run_id: str,
     loaded: Sequence[LoadedScenario],
     items: Sequence[PlannedItem],
-    backends: Mapping[str, Backend],
     availability: Mapping[str, Availability],
-    out_dir: Path,
-    *,
-    progress: ProgressSink | None = None,
-    watchdog_grace: float = 30.0,
+    run_dir: Path,
     order: Mapping[str, Any] | None = None,
-) -> RunResult:
-    """Run a plan into ``out_dir/<run-id>/``; Ctrl-C/SIGTERM end it cleanly (interrupted).
-
-    ``order``: :func:`bench.run.plan.order_facts` of the plan (seed, block neighbours),
-    recorded in environment.json.
-    """
-    run_id = new_run_id()
-    run_dir = out_dir.resolve() / run_id  # absolute: backends may chdir (cwd=workdir)
-    writer = RunWriter(run_dir)
+) -> dict[str, Any]:
+    """The first environment.json: what this run is about to measure, and on what."""
     host = host_info()
-    environment: dict[str, Any] = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "started": datetime.now(UTC).isoformat(),
@@ -362,36 +365,107 @@ def execute_run(
         "health": {},
         "warnings": host_warnings(host),
     }
-    # Scratch data (fio files, working directories) lives outside the results, owned by this
-    # process: removed below on every exit path, and by the next run if this one is killed.
-    environment["warnings"] += sweep(scratch_leftovers()).notes()
-    scratch = make_scratch(run_id)
-    writer.write_environment(environment)  # a killed run still says what it ran on
-    before = health_snapshot()
-    runner = Runner(run_id, run_dir, writer, backends, progress or NullProgress(), watchdog_grace)
-    runner.scratch = scratch
-    runner.log(f"run {run_id}: {len(items)} planned repetitions")
-    interrupted = False
-    try:
-        with sigterm_as_interrupt():
+
+
+def execute_run(
+    loaded: Sequence[LoadedScenario],
+    items: Sequence[PlannedItem],
+    backends: Mapping[str, Backend],
+    availability: Mapping[str, Availability],
+    out_dir: Path,
+    *,
+    progress: ProgressSink | None = None,
+    watchdog_grace: float = 30.0,
+    order: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run a plan into ``out_dir/<run-id>/``.
+
+    Ctrl-C/SIGTERM end it cleanly (interrupted; the handlers are in place before the run
+    directory exists). A write error (disk full, read-only...) stops it: the journal stays
+    valid up to the last whole sample, the run gets no end marker, and ``error`` says why.
+    Raises :class:`StorageError` when the run directory cannot even be created. ``order``:
+    :func:`bench.run.plan.order_facts` of the plan (seed, block neighbours), recorded in
+    environment.json.
+    """
+    with sigterm_as_interrupt():
+        run_id, run_dir = create_run_dir(out_dir.resolve())  # absolute: backends may chdir
+        try:
+            writer = RunWriter(run_dir)
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing of the run was written yet
+            raise
+        runner = Runner(
+            run_id, run_dir, writer, backends, progress or NullProgress(), watchdog_grace
+        )
+        environment: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "run_id": run_id}
+        before: dict[str, Any] = {}
+        interrupted, error = False, ""
+        try:
+            environment = _environment(run_id, loaded, items, availability, run_dir, order)
+            # Scratch data (fio files, working directories) lives outside the results, owned
+            # by this process: removed on every exit path, and by the next run if this one is
+            # killed.
+            environment["warnings"] += sweep(scratch_leftovers()).notes()
+            runner.scratch = make_scratch(run_id)
+            writer.write_environment(environment)  # a killed run still says what it ran on
+            before = health_snapshot()
+            runner.log(f"run {run_id}: {len(items)} planned repetitions")
             runner.execute(items)
-    except KeyboardInterrupt:
-        interrupted = True
-        runner.log("interrupted (Ctrl-C or SIGTERM); measured samples are kept")
-    finally:
-        with shielded():
-            writer.close()
-            health, health_warnings = health_report(before, health_snapshot())
-            environment.update(
-                finished=datetime.now(UTC).isoformat(),
-                interrupted=interrupted,
-                backends=backend_environment(backends, availability),
-                observed=runner.observed,
-                health=health,
-            )
-            environment["warnings"] += health_warnings + runner.warnings
-            if interrupted:
-                environment["warnings"].append("the run was interrupted: it is incomplete")
+        except KeyboardInterrupt:
+            interrupted = True
+        except StorageError as exc:
+            error = str(exc)
+        finally:
+            with shielded():
+                state, error = _finish(
+                    runner, environment, before, availability, interrupted=interrupted, error=error
+                )
+    return RunResult(run_id, run_dir, interrupted, writer.count, state, error)
+
+
+def _finish(
+    runner: Runner,
+    environment: dict[str, Any],
+    before: dict[str, Any],
+    availability: Mapping[str, Availability],
+    *,
+    interrupted: bool,
+    error: str,
+) -> tuple[str, str]:
+    """Consolidate, record the end in environment.json, then write the end marker.
+
+    On a write error nothing claims the run finished: no end marker, the journal kept.
+    """
+    writer, run_dir = runner.writer, runner.run_dir
+    shutil.rmtree(run_dir / "work", ignore_errors=True)
+    if runner.scratch is not None:
+        shutil.rmtree(runner.scratch, ignore_errors=True)
+    if not error:
+        health, health_warnings = health_report(before, health_snapshot()) if before else ({}, [])
+        environment.update(
+            finished=datetime.now(UTC).isoformat(),
+            interrupted=interrupted,
+            backends=backend_environment(runner.backends, availability),
+            observed=runner.observed,
+            health=health,
+        )
+        environment["warnings"] = [
+            *environment.get("warnings", []),
+            *health_warnings,
+            *runner.warnings,
+        ]
+        if interrupted:
+            runner.log("interrupted (Ctrl-C or SIGTERM); measured samples are kept")
+            environment["warnings"].append("the run was interrupted: it is incomplete")
+        try:
             writer.write_environment(environment)
-            shutil.rmtree(scratch, ignore_errors=True)
-    return RunResult(run_id, run_dir, interrupted, writer.count)
+            writer.close("interrupted" if interrupted else "complete")
+            return ("interrupted" if interrupted else "complete"), ""
+        except StorageError as exc:
+            error = str(exc)
+    writer.release()
+    environment.update(finished=None, stopped_by=error)
+    with contextlib.suppress(StorageError):  # the disk may still be full: the journal suffices
+        runner.log(f"stopped: {error}")
+        writer.write_environment(environment)
+    return "failed", error

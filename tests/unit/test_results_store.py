@@ -11,6 +11,7 @@ import pytest
 
 from bench.results import (
     COLUMNS,
+    ResultsWarning,
     RunWriter,
     Sample,
     load,
@@ -86,7 +87,11 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     torn = sample(value=3.0).to_json()[:40]
     (run / "samples.jsonl").write_text("\n".join([*lines, torn]))
     assert not (run / "samples.parquet").exists()
-    df = load([run])
+    with pytest.warns(ResultsWarning) as caught:
+        df = load([run])
+    notes = [str(w.message) for w in caught]
+    assert any("samples.jsonl:3: torn last line left out" in n for n in notes)
+    assert any("incomplete run: it did not finish" in n for n in notes)
     assert df["value"].tolist() == [1.0, 2.0]
     assert set(df["host"]) == {"unknown host (run run)"}  # no environment.json: not an error
 

@@ -10,7 +10,7 @@ import pytest
 
 from bench import backends as registry
 from bench.cli import main
-from bench.results import load
+from bench.results import ResultsWarning, load
 from bench.run import runner as runner_module
 from tests.fake_backend import FakeBackend, FakeScript, register_fake
 
@@ -152,8 +152,10 @@ def test_ctrl_c_exits_130_and_keeps_samples(
     assert "run interrupted" in err
     run_dir = Path(out.strip().splitlines()[-1])
     assert (run_dir / "samples.parquet").exists()
-    assert len(load([run_dir])) == 2 * 2
+    with pytest.warns(ResultsWarning, match="incomplete run: it was interrupted"):
+        assert len(load([run_dir])) == 2 * 2
     assert json.loads((run_dir / "environment.json").read_text())["interrupted"] is True
+    assert json.loads((run_dir / "end.json").read_text())["state"] == "interrupted"
 
 
 def test_repeat_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
