@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -367,10 +368,13 @@ def _recover(run: LoadedRun) -> None:
         except StorageError as exc:
             run.notes.append(f"could not consolidate it: {exc}; read from its journal")
             return
+        scratch = run.path / "work"  # the dead harness's scratch space (fio files...)
+        cleaned = f"; removed its scratch directory {scratch.name}/" if scratch.is_dir() else ""
+        shutil.rmtree(scratch, ignore_errors=True)
     run.state = "recovered"
     run.notes.append(
         f"consolidated {rows} samples from {SAMPLES_JSONL} into {SAMPLES_PARQUET} and "
-        f"marked it recovered ({END_MARKER})"
+        f"marked it recovered ({END_MARKER}){cleaned}"
     )
 
 

@@ -161,6 +161,10 @@ def _check_column(frame: pd.DataFrame, name: str, where: list[str]) -> None:
     """Raise naming the first line whose ``name`` field has the wrong type."""
     dtype = COLUMNS[name]
     column = frame[name]
+    if dtype != "float64" and column.isna().any():  # pandas may have turned None into NaN
+        position = int(column.isna().to_numpy().argmax())
+        msg = f"{where[position]}: field {name!r} must be {dtype.split('[')[0]}, found missing"
+        raise ResultsError(msg)
     inferred = pd.api.types.infer_dtype(column, skipna=dtype == "float64")
     if inferred in _INFERRED.get(dtype, ("string",)):
         return
