@@ -125,9 +125,9 @@ def create_run_dir(
     out_dir: Path, *, make_id: Callable[[], str] = new_run_id, attempts: int = 50
 ) -> tuple[str, Path]:
     """Create ``out_dir/<run-id>/`` exclusively; a taken id is retried, never shared."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise StorageError(out_dir, "it exists and is not a directory", "use")
     with writing(out_dir, "create"):
+        if out_dir.exists() and not out_dir.is_dir():
+            raise StorageError(out_dir, "it exists and is not a directory", "use")
         out_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(attempts):
         run_id = make_id()

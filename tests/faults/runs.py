@@ -23,8 +23,9 @@ def scenario(directory: Path, repeat: int = 12, name: str = "sleepy") -> Path:
     """A native-only command scenario: ``repeat`` sleeps of a quarter second."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "sleepy.yaml"
+    quoted = json.dumps(name, ensure_ascii=False)
     body = (
-        f"format_version: 1\nname: {json.dumps(name)}\nbackends: [native]\nrepeat: {repeat}\n"
+        f"format_version: 1\nname: {quoted}\nbackends: [native]\nrepeat: {repeat}\n"
         f"warmup: 0\ntimeout: 30\nworkload:\n  kind: command\n  command: [sleep, '{SLEEP}']\n"
     )
     path.write_text(body, encoding="utf-8")
