@@ -10,8 +10,9 @@ What a run directory holds, and the rules that make it crash-consistent:
 - ``environment.json``: what the run ran on (replaced atomically, like every file here).
 - ``end.json``, the end marker: written last, atomically. A run without it did not finish.
 
-Every reader here names the file (and the line, for the journal) in its errors, and checks the
-type of every field it reads instead of letting pandas guess.
+The readers here (JSON files, schema versions, the end marker) name the file in every error;
+the sample schema and the checked readers of the journal and Parquet file are in
+:mod:`bench.schema`.
 """
 
 from __future__ import annotations
