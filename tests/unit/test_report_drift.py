@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report, results
+from bench import report, results, schema
 from bench.report import drift
 
 
@@ -31,7 +31,7 @@ def native_rows(values: list[float]) -> pd.DataFrame:
         }
         for i, v in enumerate(values)
     ]
-    frame = results._coerce(pd.DataFrame.from_records(records))
+    frame = schema.coerce(pd.DataFrame.from_records(records))
     return frame.assign(host=results.host_key(ENV))
 
 

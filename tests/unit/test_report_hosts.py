@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cli, report, results
+from bench import cli, report, results, schema
 from bench import stats as st
 from tests import synthetic
 
@@ -45,7 +45,7 @@ def rows(run_id: str, native: float, docker: float, n_docker: int = 5) -> pd.Dat
         for (backend, variant), series in values
         for i, v in enumerate(series)
     ]
-    return results._coerce(pd.DataFrame.from_records(records))
+    return schema.coerce(pd.DataFrame.from_records(records))
 
 
 def environment(run_id: str, fingerprint: str, cores: int) -> dict[str, Any]:

@@ -133,7 +133,9 @@ def test_parquet_metadata_carries_schema_version_and_host_identity(tmp_path: Pat
     assert json.loads((run / "end.json").read_text())["state"] == "complete"
     # the metadata alone still names the host when environment.json is gone
     (run / "environment.json").unlink()
-    assert set(read_run(run).frame["host"]) == {"h1"}
+    assert set(read_run(run).frame["host"]) == {
+        "h1 (01234567)"
+    }  # the host key: label (fingerprint)
 
 
 def test_a_newer_parquet_is_refused_not_bypassed(tmp_path: Path) -> None:
@@ -286,7 +288,7 @@ def test_the_categorical_path_reads_the_same_rows(tmp_path: Path) -> None:
     fast = read_run(run, categorical=True).frame
     assert isinstance(fast["metric"].dtype, pd.CategoricalDtype)
     assert fast["value"].tolist() == [1.0, 2.0]
-    assert list(fast["host"].astype(str)) == ["h1", "h1"]
+    assert list(fast["host"].astype(str)) == ["h1 (01234567)"] * 2
 
 
 # -- states, the lock, consolidation -----------------------------------------------------
