@@ -6,7 +6,7 @@
   report) and the list of every run;
 * ``trend-<family>.html``: per host and metric, each backend/variant's overhead ratio (with its
   within-run CI) over time; runs where ``isobench compare`` flagged a regression are marked;
-* ``hosts.html``: hosts side by side (latest run of each), identified by fingerprint;
+* ``hosts.html``: hosts side by side (latest run of each), told apart by fingerprint;
 * ``runs/<run-id>.html``: every run's full report (the run's own ``report.html`` when it has
   one, else rendered once and kept).
 
@@ -18,7 +18,6 @@ run report's Content-Security-Policy: no script, no network.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -116,28 +115,6 @@ def _is_run(path: Path) -> bool:
     return (path / results.SAMPLES_PARQUET).is_file() or (path / results.SAMPLES_JSONL).is_file()
 
 
-def host_key(environment: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(key, label, fingerprint) of the host a run was measured on.
-
-    The key is "label (fingerprint)": readable, and never the same for two machines. Runs
-    recorded before host identities existed fall back to the hostname plus their hardware
-    facts (CPU model, cores, memory, kernel), so two different machines still stay apart.
-    """
-    host = environment.get("host")
-    host = host if isinstance(host, Mapping) else {}
-    identity = host.get("identity")
-    label = str(host.get("hostname") or "unknown")
-    if isinstance(identity, Mapping) and identity.get("fingerprint"):
-        fingerprint = str(identity["fingerprint"])
-        label = str(identity.get("label") or label)
-    else:
-        import hashlib  # noqa: PLC0415 - only for old runs
-
-        facts = [str(host.get(k)) for k in ("cpu_model", "cpu_count", "memory_bytes", "kernel")]
-        fingerprint = "h" + hashlib.sha256("|".join([label, *facts]).encode()).hexdigest()[:15]
-    return f"{label} ({fingerprint[:8]})", label, fingerprint
-
-
 def _started(environment: Mapping[str, Any], run_id: str) -> datetime | None:
     for text in (environment.get("started"), environment.get("finished")):
         if isinstance(text, str):
@@ -170,27 +147,27 @@ def _regressions(path: Path) -> tuple[str, ...]:
 
 
 def describe_runs(run_dirs: Sequence[Path]) -> list[Run]:
-    """Read each run's environment.json into a :class:`Run` (oldest first).
+    """Read each run's environment.json (and end marker) into a :class:`Run`, oldest first.
 
-    Runs are grouped by fingerprint; a host's display name is its newest run's label with
-    the fingerprint's first 8 digits (a renamed host stays one host).
+    The host is :func:`bench.results.host_key`, the same key the run report groups by: the
+    fingerprint, never the hostname alone.
     """
     runs = []
     for path in run_dirs:
         env = results.load_environment(path)
-        _, label, fingerprint = host_key(env)
-        run_id = str(env.get("run_id") or path.name)
-        complete = bool(env.get("finished")) and not env.get("interrupted")
-        started = _started(env, run_id)
-        runs.append(
-            Run(
-                run_id, path, fingerprint, label, fingerprint, started, complete, _regressions(path)
-            )
+        host = results.host_key(env, path.name)
+        identity = (
+            env.get("host", {}).get("identity") if isinstance(env.get("host"), dict) else None
         )
+        fingerprint = str(identity.get("fingerprint", "")) if isinstance(identity, dict) else ""
+        run_id = str(env.get("run_id") or path.name)
+        complete = results.run_state(path, env) == "complete"
+        flagged = _regressions(path)
+        label = host.rsplit(" (", 1)[0]
+        started = _started(env, run_id)
+        runs.append(Run(run_id, path, host, label, fingerprint, started, complete, flagged))
     epoch = datetime.min.replace(tzinfo=UTC)
-    runs.sort(key=lambda r: (r.started or epoch, r.run_id))
-    display = {r.fingerprint: f"{r.host_label} ({r.fingerprint[:8]})" for r in runs}
-    return [dataclasses.replace(r, host=display[r.fingerprint]) for r in runs]
+    return sorted(runs, key=lambda r: (r.started or epoch, r.run_id))
 
 
 def load_history(run_dirs: Sequence[Path]) -> History:
@@ -206,7 +183,7 @@ def load_history(run_dirs: Sequence[Path]) -> History:
         frames.append(table.to_pandas(strings_to_categorical=True))
     for run in runs:
         if run not in parquet:
-            frames.append(results.load_run(run.path)[READ_COLUMNS])
+            frames.append(results.read_run(run.path).frame[READ_COLUMNS])
     frame = pd.concat(frames, ignore_index=True) if frames else results.empty_frame()
     host_of = {r.run_id: r.host for r in runs}
     run_ids = frame["run_id"].astype("category") if len(frame) else frame["run_id"]
