@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make a Debian/Ubuntu host ready for the isobench docker backend, idempotently:
-#   1. install docker.io and crun from the distribution when missing;
-#   2. register crun as a dockerd runtime in /etc/docker/daemon.json (merged, never clobbered);
+#   1. install docker.io, crun and runsc (gVisor) from the distribution when missing;
+#   2. register crun, and runsc with the gVisor platform that works on this host (detected by
+#      running a sandbox, never assumed), as dockerd runtimes in /etc/docker/daemon.json
+#      (merged, never clobbered);
 #   3. start dockerd when nothing manages it and the socket does not answer;
 #   4. wait (up to ISOBENCH_DOCKER_WAIT seconds, default 60) until `docker info` answers.
 # Every step is announced; a failure exits non-zero with the reason.
@@ -33,6 +35,7 @@ apt_install() {
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v crun >/dev/null 2>&1 || missing+=(crun)
+[[ ${ISOBENCH_NO_GVISOR:-0} == 1 ]] || command -v runsc >/dev/null 2>&1 || missing+=(runsc)
 if ((${#missing[@]})); then
   command -v apt-get >/dev/null 2>&1 || die "${missing[*]} missing and no apt-get: install them by hand"
   say "installing ${missing[*]} from the distribution"
@@ -42,13 +45,39 @@ else
   say "docker.io and crun are installed ($(dockerd --version 2>/dev/null || echo dockerd); crun $(crun --version 2>/dev/null | head -n1 | awk '{print $3}'))"
 fi
 
-# --- 2. crun runtime in daemon.json ------------------------------------------------------------
+# --- 2. crun and runsc runtimes in daemon.json ------------------------------------------------
+# gVisor's platform: the first of systrap, kvm, ptrace that runs a sandbox here within 20 s
+# (systrap needs a newer runsc; kvm needs working hardware virtualization, and hangs on hosts
+# whose /dev/kvm cannot run it). Its network stack does not work in every host network
+# namespace, so the sandbox gets none (--network=none): the variant label says so.
+# The platform registered by an earlier run is tried first (a kvm probe costs 20 s of timeout);
+# ISOBENCH_GVISOR_REDETECT=1 tries them all in order again.
+runsc_platform=""
+runsc_path=$(command -v runsc || true)
+if [[ -n $runsc_path ]]; then
+  candidates=(systrap kvm ptrace)
+  registered=$(grep -o -- '--platform=[a-z]*' "$DAEMON_JSON" 2>/dev/null | head -n 1 | cut -d= -f2 || true)
+  if [[ -n $registered && ${ISOBENCH_GVISOR_REDETECT:-0} != 1 ]]; then
+    candidates=("$registered" "${candidates[@]/$registered/}")
+  fi
+  for platform in "${candidates[@]}"; do
+    [[ -n $platform ]] || continue
+    if out=$(cd / && timeout -k 5 20 "$runsc_path" --platform="$platform" --network=none do uname -r 2>&1) \
+        && [[ $out == *[0-9].[0-9]* ]]; then
+      runsc_platform=$platform
+      say "gVisor platform $platform works here (kernel inside: ${out##*$'\n'})"
+      break
+    fi
+    say "gVisor platform $platform does not work here: $(tail -n 1 <<<"${out:-timed out}")"
+  done
+  [[ -n $runsc_platform ]] || say "NOTE: no gVisor platform works on this host; runsc is not registered"
+fi
 crun_path=$(command -v crun)
 mkdir -p "$(dirname "$DAEMON_JSON")"
 config_changed=$(
-  python3 - "$DAEMON_JSON" "$crun_path" <<'EOF'
+  python3 - "$DAEMON_JSON" "$crun_path" "$runsc_path" "$runsc_platform" <<'EOF'
 import json, os, sys
-path, crun = sys.argv[1], sys.argv[2]
+path, crun, runsc, platform = sys.argv[1:5]
 try:
     with open(path) as fh:
         text = fh.read()
@@ -58,10 +87,13 @@ except FileNotFoundError:
 except json.JSONDecodeError as exc:
     sys.exit(f"{path} is not valid JSON ({exc}); fix it by hand, refusing to overwrite it")
 runtimes = config.setdefault("runtimes", {})
-if runtimes.get("crun", {}).get("path") == crun:
+wanted = {"crun": {"path": crun}}
+if runsc and platform:
+    wanted["runsc"] = {"path": runsc, "runtimeArgs": [f"--platform={platform}", "--network=none"]}
+if all(runtimes.get(name) == spec for name, spec in wanted.items()):
     print("no")
     sys.exit(0)
-runtimes["crun"] = {"path": crun}
+runtimes.update(wanted)
 tmp = path + ".isobench-tmp"
 with open(tmp, "w") as fh:
     json.dump(config, fh, indent=2)
@@ -69,11 +101,11 @@ with open(tmp, "w") as fh:
 os.replace(tmp, path)
 print("yes")
 EOF
-) || die "could not merge the crun runtime into $DAEMON_JSON"
+) || die "could not merge the crun/runsc runtimes into $DAEMON_JSON"
 if [[ $config_changed == yes ]]; then
-  say "registered crun ($crun_path) as a runtime in $DAEMON_JSON"
+  say "registered crun ($crun_path)${runsc_platform:+ and runsc (platform $runsc_platform)} as runtimes in $DAEMON_JSON"
 else
-  say "crun already registered in $DAEMON_JSON"
+  say "crun${runsc_platform:+ and runsc} already registered in $DAEMON_JSON"
 fi
 
 # --- 2b. hybrid cgroups: crun refuses to run while cgroup2 holds any controller -------------------
@@ -137,7 +169,15 @@ wait_for_docker() {
   say "dockerd answers"
 }
 
-crun_registered() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"crun"'; }
+# Every runtime daemon.json names must be known to the running dockerd (else: reload it).
+crun_registered() {
+  local known
+  known=$(docker info --format '{{json .Runtimes}}' 2>/dev/null) || return 1
+  [[ $known == *'"crun"'* ]] || return 1
+  if [[ -n $runsc_platform ]]; then
+    [[ $known == *"--platform=$runsc_platform"* ]] || return 1
+  fi
+}
 
 if docker_answers; then
   say "dockerd already answers"
@@ -152,11 +192,11 @@ fi
 if ! crun_registered; then
   if pid=$(our_dockerd_pid); then
     # dockerd reloads "runtimes" from daemon.json on SIGHUP without stopping containers.
-    say "crun not known to dockerd (pid $pid, started by isobench): reloading its configuration"
+    say "runtimes in $DAEMON_JSON not yet known to dockerd (pid $pid, started by isobench): reloading its configuration (SIGHUP)"
     kill -HUP "$pid"
     for _ in $(seq 1 20); do crun_registered && break; sleep 0.5; done
     if ! crun_registered; then
-      say "reload did not register crun: restarting our dockerd"
+      say "reload did not register the runtimes: restarting our dockerd"
       kill -TERM "$pid"
       for _ in $(seq 1 60); do [[ -d /proc/$pid ]] || break; sleep 0.5; done
       [[ -d /proc/$pid ]] && die "dockerd (pid $pid) did not stop within 30 s"
@@ -164,7 +204,7 @@ if ! crun_registered; then
       wait_for_docker
     fi
   else
-    say "NOTE: dockerd was not started by isobench, so it is left alone; crun stays unavailable" \
+    say "NOTE: dockerd was not started by isobench, so it is left alone; crun/runsc stay unavailable" \
       "until dockerd is restarted or reloaded (kill -HUP <dockerd pid>)"
   fi
 fi

@@ -149,6 +149,10 @@ class DockerBackend:
         if self._runtime_checked[runtime]:
             raise BackendUnavailable(self._runtime_checked[runtime])
 
+    def _note(self, note: str) -> None:
+        if note not in self._notes:
+            self._notes.append(note)
+
     # -- protocol -------------------------------------------------------------------------------
 
     def availability(self) -> Availability:
@@ -172,6 +176,11 @@ class DockerBackend:
         """Runtimes dockerd reports."""
         return sorted(self._connect().info().get("Runtimes", {}))
 
+    def runtime_params(self, runtime: str) -> dict[str, str]:
+        """Variant parameters fixed by a runtime's registration (gVisor: platform, network)."""
+        spec = (self._connect().info().get("Runtimes") or {}).get(runtime) or {}
+        return runtime_args_params(spec.get("runtimeArgs") or ())
+
     def variants(self, scenario: Scenario) -> Sequence[Variant]:
         """runtime x network x seccomp (x storage for disk, x path for startup)."""
         options = scenario.docker
@@ -183,12 +192,22 @@ class DockerBackend:
                     f"{scenario.name}: runtime {runtime!r} is not registered with dockerd "
                     f"(known: {', '.join(known)}); its variants are skipped"
                 )
-                if note not in self._notes:
-                    self._notes.append(note)
+                self._note(note)
                 continue
+            fixed = self.runtime_params(runtime)
             for network in options.network:
-                for seccomp in options.seccomp:
-                    base = {"runtime": runtime, "network": network, "seccomp": seccomp}
+                if fixed.get("sandbox_network", network) != network:
+                    self._note(
+                        f"{scenario.name}: runtime {runtime!r} is registered with"
+                        f" --network={fixed['sandbox_network']}; network={network} is skipped"
+                    )
+                    continue
+                # gVisor loads no OCI seccomp profile (without --oci-seccomp): the container's
+                # syscalls go to its own kernel, the Sentry, which gVisor confines itself.
+                seccomps = ("sentry",) if "platform" in fixed else options.seccomp
+                for seccomp in seccomps:
+                    base = {"runtime": runtime, **_platform(fixed)}
+                    base |= {"network": network, "seccomp": seccomp}
                     kind = scenario.workload.kind
                     if isinstance(scenario.workload, DiskWorkload):
                         direct = disk_variant(scenario.workload)
@@ -339,6 +358,22 @@ class DockerBackend:
         except Exception as exc:  # image missing is reported, not raised
             env["image_error"] = str(exc)
         return env
+
+
+def runtime_args_params(args: Sequence[str]) -> dict[str, str]:
+    """``--platform=ptrace`` -> platform, ``--network=none`` -> sandbox_network (gVisor flags)."""
+    out: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = str(arg).lstrip("-").partition("=")
+        if sep and key == "platform":
+            out["platform"] = value
+        elif sep and key == "network":
+            out["sandbox_network"] = value
+    return out
+
+
+def _platform(fixed: dict[str, str]) -> dict[str, str]:
+    return {"platform": fixed["platform"]} if "platform" in fixed else {}
 
 
 def _docker_cli() -> str:

@@ -143,6 +143,8 @@ def seccomp_profile(variant: Mapping[str, str]) -> str:
     """The seccomp profile a variant runs under, in words."""
     if variant.get("seccomp") == "unconfined":
         return "unconfined"
+    if variant.get("seccomp") == "sentry":
+        return "gVisor's own filter on the Sentry (the OCI profile is not loaded)"
     return "docker default profile"
 
 
