@@ -22,7 +22,9 @@ __all__ = ["REGISTRY", "Probed", "create", "names", "probe", "register", "unregi
 #: name -> "module:factory"; the factory takes no arguments and returns a Backend.
 REGISTRY: Final[dict[str, str]] = {
     "native": "bench.backends.native:NativeBackend",
+    "sandbox": "bench.backends.sandbox:SandboxBackend",
     "docker": "bench.backends.docker:DockerBackend",
+    "podman": "bench.backends.podman:PodmanBackend",
     "vagrant": "bench.backends.vagrant:VagrantBackend",
 }
 

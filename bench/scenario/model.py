@@ -32,10 +32,12 @@ from pydantic import (
 from bench import metrics as catalog
 
 #: Fields that do not change what one sample measures, hence left out of Scenario.hash.
-NON_IDENTITY_FIELDS: Final = frozenset({"description", "repeat", "warmup", "timeout", "backends"})
+NON_IDENTITY_FIELDS: Final = frozenset(
+    {"description", "repeat", "warmup", "timeout", "backends", "ladder"}
+)
 SUPPORTED_FORMAT_VERSIONS: Final = (1,)
 #: Backend names a scenario may list; kept in sync with bench.backends.REGISTRY by a test.
-KNOWN_BACKENDS: Final = ("native", "docker", "vagrant")
+KNOWN_BACKENDS: Final = ("native", "sandbox", "docker", "podman", "vagrant")
 #: Longest scenario name (it becomes part of file names and report headings).
 MAX_NAME_LENGTH: Final = 100
 
@@ -252,6 +254,49 @@ class DockerOptions(_Frozen):
     ] = ("overlay", "volume")
 
 
+class PodmanOptions(_Frozen):
+    """Podman variants: rootful (overlay) and rootless per storage driver, x network."""
+
+    modes: Annotated[
+        tuple[Literal["rootful", "rootless"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = ("rootful", "rootless")
+    #: Rootless storage drivers: vfs copies the whole image per container, overlay does not.
+    rootless_storage: Annotated[
+        tuple[Literal["overlay", "fuse-overlayfs", "vfs"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = ("overlay", "vfs")
+    network: Annotated[
+        tuple[Literal["none", "host"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = ("none",)
+
+
+#: Kernel mechanisms the sandbox backend stacks, in ladder order.
+SANDBOX_LAYERS: Final = ("namespaces", "cgroup", "seccomp")
+
+
+class SandboxOptions(_Frozen):
+    """Bare-mechanism rungs (bubblewrap): each variant adds the next listed layer."""
+
+    layers: Annotated[
+        tuple[Literal["namespaces", "cgroup", "seccomp"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = SANDBOX_LAYERS
+
+    @field_validator("layers")
+    @classmethod
+    def _starts_with_namespaces(cls, layers: tuple[str, ...]) -> tuple[str, ...]:
+        if layers[0] != "namespaces":
+            msg = "expected namespaces first: every rung runs in bubblewrap's namespaces"
+            raise ValueError(msg)
+        return tuple(sorted(layers, key=SANDBOX_LAYERS.index))
+
+
 class VmSize(_Frozen):
     """One VM size: vCPUs and memory."""
 
@@ -310,7 +355,11 @@ class Scenario(_Frozen):
     timeout: Seconds = 300.0
     limits: Limits = Limits()
     docker: DockerOptions = DockerOptions()
+    podman: PodmanOptions = PodmanOptions()
+    sandbox: SandboxOptions = SandboxOptions()
     vagrant: VagrantOptions = VagrantOptions()
+    #: Show the isolation ladder (each rung's cost over the rung below) in the report.
+    ladder: bool = False
 
     @field_validator("format_version")
     @classmethod

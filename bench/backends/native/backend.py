@@ -7,7 +7,7 @@ here and how it compares with perf, fio, hyperfine and /usr/bin/time.
 
 Resource limits are applied the way Docker applies them, with a transient cgroup (CFS quota
 for ``cpus``, ``memory.limit_in_bytes`` / ``memory.max`` for ``memory``) created as a child
-of the harness's own cgroup (see :mod:`bench.backends.native.cgroup`). Where no cgroup can be
+of the harness's own cgroup (see :mod:`bench.backends.cgroup`). Where no cgroup can be
 created the workload runs unlimited and that is recorded as a fact and a run warning, never
 hidden.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.backends.base import Repetition
-from bench.backends.native.cgroup import Cgroup, limits_text
+from bench.backends.cgroup import Cgroup, limits_text
 from bench.ownership import make_owned_dir, scratch_leftovers, sweep
 from bench.paths import cache_dir
 from bench.procgroup import REAPER, kill_tree, release, spawn, terminate_group
@@ -210,13 +210,15 @@ class NativeBackend:
         self, argv: Sequence[str], *, cwd: Path | None = None, merge_stderr: bool = False
     ) -> tuple[subprocess.Popen[bytes], int]:
         """Start ``argv``; also return CLOCK_REALTIME ns taken immediately before spawning."""
+        command, fds = self._wrap(argv, cwd)
         try:
             with self._cgroup.attached() if self._cgroup else nullcontext():
                 t0 = time.time_ns()
                 # Its own process group (a timeout kills it all), watched by the reaper (it
                 # dies with the harness, even a harness killed with SIGKILL).
                 proc = spawn(
-                    argv,
+                    command,
+                    pass_fds=fds,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
@@ -226,6 +228,10 @@ class NativeBackend:
             msg = f"cannot run {argv[0]!r}: {exc.strerror or exc}"
             raise BackendError(msg) from exc
         return proc, t0
+
+    def _wrap(self, argv: Sequence[str], cwd: Path | None) -> tuple[list[str], tuple[int, ...]]:
+        """The command actually spawned and the fds it inherits (the sandbox wraps argv)."""
+        return list(argv), ()
 
     @staticmethod
     def _communicate(
@@ -334,7 +340,7 @@ class NativeBackend:
         try:
             head = _read_until(proc, b"ready_ns=", deadline)
             environment = environment_memory(process_tree(proc.pid))
-            hwm = vm_hwm(proc.pid)
+            hwm = vm_hwm(self._workload_pid(proc.pid))
         except BaseException:
             kill_tree(proc)
             raise
@@ -360,6 +366,10 @@ class NativeBackend:
             ],
             facts,
         )
+
+    def _workload_pid(self, pid: int) -> int:
+        """The workload's own process, given the spawned one (the sandbox wraps it)."""
+        return pid
 
     # -- helpers ----------------------------------------------------------------------------
 

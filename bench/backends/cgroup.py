@@ -1,8 +1,9 @@
-"""Transient cgroups (v1 or v2) that apply a scenario's limits to the native backend's workload.
+"""Transient cgroups (v1 or v2) that apply a scenario's limits to a workload the harness spawns.
 
 Limits are applied the way Docker applies them: CFS quota for ``cpus``,
 ``memory.limit_in_bytes`` / ``memory.max`` for ``memory``, in a cgroup created as a child of
-the harness's own cgroup.
+the harness's own cgroup. Shared by the native backend and the sandbox backend's ``+cgroup``
+rungs (which create one even without limits, as Docker does for every container).
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ class Cgroup:
         self._home = [d.parent / "cgroup.procs" for d in self.directories]
 
     @classmethod
-    def create(cls, limits: Limits, tag: str) -> Cgroup:
-        """Create a child of our own cgroup applying ``limits``; OSError if not possible."""
+    def create(cls, limits: Limits, tag: str, always: bool = False) -> Cgroup:
+        """Create a child of our own cgroup applying ``limits``; OSError if not possible.
+
+        ``always``: create the memory and cpu cgroups even for an unset limit (accounting,
+        and the cost of the mechanism itself); otherwise only the limited controllers.
+        """
         own = _own_cgroups()
         root = Path("/sys/fs/cgroup")
         made: list[Path] = []
@@ -45,20 +50,22 @@ class Cgroup:
                     quota = int(limits.cpus * _CFS_PERIOD_US)
                     (directory / "cpu.max").write_text(f"{quota} {_CFS_PERIOD_US}")
                 return cls(made, f"cgroup v2 {directory}")
-            if limits.memory is not None:
+            if limits.memory is not None or always:
                 directory = root / "memory" / own.get("memory", "/").lstrip("/") / tag
                 directory.mkdir()
                 made.append(directory)
-                (directory / "memory.limit_in_bytes").write_text(str(int(limits.memory)))
-            if limits.cpus is not None:
+                if limits.memory is not None:
+                    (directory / "memory.limit_in_bytes").write_text(str(int(limits.memory)))
+            if limits.cpus is not None or always:
                 controller = "cpu,cpuacct" if (root / "cpu,cpuacct").is_dir() else "cpu"
                 key = next((k for k in own if "cpu" in k.split(",")), "cpu")
                 directory = root / controller / own.get(key, "/").lstrip("/") / tag
                 directory.mkdir()
                 made.append(directory)
-                (directory / "cpu.cfs_period_us").write_text(str(_CFS_PERIOD_US))
-                quota = int(limits.cpus * _CFS_PERIOD_US)
-                (directory / "cpu.cfs_quota_us").write_text(str(quota))
+                if limits.cpus is not None:
+                    (directory / "cpu.cfs_period_us").write_text(str(_CFS_PERIOD_US))
+                    quota = int(limits.cpus * _CFS_PERIOD_US)
+                    (directory / "cpu.cfs_quota_us").write_text(str(quota))
         except OSError:
             for directory in reversed(made):
                 _rmdir(directory)

@@ -1,0 +1,246 @@
+"""The sandbox backend: bare kernel isolation mechanisms through bubblewrap, no engine.
+
+Each variant is one rung of the isolation ladder, stacking one more mechanism:
+
+* ``layers=namespaces``: ``bwrap --unshare-all`` (user, pid, net, ipc, uts, cgroup, mount
+  namespaces), the shared guest rootfs bind-mounted read-only as ``/``;
+* ``layers=namespaces+cgroup``: the same, started inside a transient cgroup with the scenario's
+  limits (:mod:`bench.backends.cgroup`, the native backend's mechanism; created even without
+  limits, as Docker creates one for every container);
+* ``layers=namespaces+cgroup+seccomp``: plus a container's default seccomp profile compiled
+  with libseccomp (:mod:`bench.backends.sandbox.seccomp`) and loaded by ``bwrap --seccomp``.
+
+Everything else is the native backend's machinery (it *is* a native launch, wrapped): the
+same executor, watchdog, startup clock and memory probe, so differences come from the layers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+from bench.backends.base import Repetition
+from bench.backends.cgroup import Cgroup, limits_text
+from bench.backends.native.backend import NativeBackend, disk_directory, native_placement
+from bench.backends.sandbox.seccomp import SeccompUnavailableError, compile_profile
+from bench.envbuild.rootfs import rootfs_hash, rootfs_path
+from bench.ownership import make_owned_dir
+from bench.paths import cache_dir
+from bench.scenario.model import DiskWorkload, Scenario
+from bench.values import Availability, BackendUnavailable, Outcome, Variant
+from bench.workloads import GUEST_PROBE, Executor, disk_variant, run_disk
+
+INSTALL_HINT: Final = "sudo scripts/provision sandbox (apt-get install bubblewrap)"
+BUILD_HINT: Final = "isobench env build"
+#: Where the repetition's work directory appears inside the sandbox (a bind mount).
+WORK_MOUNT: Final = "/var/tmp/isobench"
+#: Where the disk workload's directory (on the host filesystem native uses) appears.
+DISK_MOUNT: Final = "/var/tmp/isobench-disk"
+
+
+def layer_variants(layers: Sequence[str]) -> list[Variant]:
+    """One variant per rung: the first layer, then each next one stacked on the previous."""
+    return [Variant.of(layers="+".join(layers[: i + 1])) for i in range(len(layers))]
+
+
+def bwrap_argv(
+    bwrap: str,
+    rootfs: Path,
+    seccomp_fd: int | None,
+    work: Path | None,
+    disk: Path | None = None,
+) -> list[str]:
+    """The bubblewrap command line (without the workload's argv)."""
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", str(rootfs), "/"]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    argv += ["--tmpfs", "/run", "--tmpfs", "/var/tmp"]
+    if work is not None:
+        argv += ["--bind", str(work), WORK_MOUNT, "--chdir", WORK_MOUNT]
+    if disk is not None:
+        argv += ["--bind", str(disk), DISK_MOUNT]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    return [*argv, "--"]
+
+
+@dataclass
+class _Rung:
+    """What one (scenario, variant) prepared: its cgroup, seccomp program and facts."""
+
+    layers: str
+    cgroup: Cgroup | None = None
+    seccomp_fd: int | None = None
+    limits_note: str = "none requested"
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+class SandboxBackend(NativeBackend):
+    """Workloads under bubblewrap: namespaces, + a cgroup, + seccomp, on the host kernel."""
+
+    name = "sandbox"
+    interleave = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bwrap = shutil.which("bwrap")
+        self._rootfs: Path | None = None
+        self._seccomp_fd: int | None = None  # the running rung's, for _wrap
+        self._rungs: dict[tuple[str, str], _Rung] = {}
+        self._disk_bind: Path | None = None
+        self._notes: list[str] = []
+
+    # -- Backend protocol -------------------------------------------------------------------
+
+    def availability(self) -> Availability:
+        """bwrap installed, the shared rootfs built, and a sandbox actually starts."""
+        if self._bwrap is None:
+            return Availability(False, "bubblewrap (bwrap) is not installed", INSTALL_HINT)
+        try:
+            rootfs = self._tree()
+        except BackendUnavailable as exc:
+            return Availability(False, str(exc), BUILD_HINT)
+        argv = [*bwrap_argv(self._bwrap, rootfs, None, None), GUEST_PROBE, "ready"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        if proc.returncode != 0:
+            reason = f"bwrap cannot start a sandbox here: {proc.stderr.strip()[-300:]}"
+            return Availability(
+                False, reason, "enable unprivileged user namespaces, or run as root"
+            )
+        return Availability(True)
+
+    def variants(self, scenario: Scenario) -> Sequence[Variant]:
+        """One variant per rung of ``sandbox.layers`` (``direct=off`` for buffered disk I/O)."""
+        workload = scenario.workload
+        extra = disk_variant(workload) if isinstance(workload, DiskWorkload) else {}
+        return [Variant.of(**v.params, **extra) for v in layer_variants(scenario.sandbox.layers)]
+
+    def prepare(self, scenario: Scenario, variant: Variant) -> None:
+        """Find the rootfs; create the rung's cgroup; compile the seccomp profile."""
+        self._rootfs = self._tree()
+        self._probe = Path(GUEST_PROBE)
+        key = (scenario.hash, variant.label)
+        if key in self._rungs:
+            return
+        layers = variant.params.get("layers", "namespaces")
+        rung = _Rung(layers)
+        self._rungs[key] = rung
+        limits = scenario.limits
+        if "cgroup" in rung.layers:
+            self._counter += 1
+            tag = f"isobench-sandbox-{os.getpid()}-{self._counter}"
+            try:
+                rung.cgroup = Cgroup.create(limits, tag, always=True)
+            except OSError as exc:
+                msg = f"cannot create a cgroup for the +cgroup rung: {exc.strerror or exc}"
+                raise BackendUnavailable(msg) from exc
+            wanted = limits_text(limits) or "no limits (accounting only)"
+            rung.limits_note = f"{wanted} via {rung.cgroup.description}"
+        elif limits.cpus is not None or limits.memory is not None:
+            rung.limits_note = "NOT applied (this rung has no cgroup by design)"
+        if "seccomp" in rung.layers:
+            target = cache_dir() / "sandbox-seccomp.bpf"
+            try:
+                rung.facts = compile_profile(target)
+            except SeccompUnavailableError as exc:
+                msg = f"{exc} (install: {exc.hint})"
+                raise BackendUnavailable(msg) from exc
+            rung.seccomp_fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+
+    def run(self, repetition: Repetition) -> Outcome:
+        """The native workload code, run through bwrap under the variant's rung."""
+        key = (repetition.scenario.hash, repetition.variant.label)
+        if key not in self._rungs:
+            self.prepare(repetition.scenario, repetition.variant)
+        rung = self._rungs[key]
+        # The native machinery reads these: select this rung's (variants interleave).
+        self._cgroup, self._seccomp_fd = rung.cgroup, rung.seccomp_fd
+        self._limits_note = rung.limits_note
+        if rung.seccomp_fd is not None:
+            os.lseek(rung.seccomp_fd, 0, os.SEEK_SET)  # bwrap reads it to EOF every launch
+        outcome = super().run(repetition)
+        facts = {**outcome.facts, "layers": rung.layers, **rung.facts}
+        facts["kernel_host"] = os.uname().release
+        if "cgroup" not in rung.layers:
+            facts.pop("warning", None)  # the rung without a cgroup runs unlimited on purpose
+        return Outcome(outcome.measurements, facts)
+
+    def teardown(self) -> None:
+        """Remove every rung's cgroup and close the seccomp programs."""
+        self._cgroup = None
+        self._seccomp_fd = None
+        for rung in self._rungs.values():
+            if rung.cgroup is not None:
+                rung.cgroup.remove()
+            if rung.seccomp_fd is not None:
+                os.close(rung.seccomp_fd)
+        self._rungs.clear()
+
+    def notes(self) -> list[str]:
+        """Nothing is ever skipped silently: cgroup or seccomp failures are prepare errors."""
+        return list(self._notes)
+
+    def environment(self) -> dict[str, Any]:
+        """bwrap version, rootfs, the mechanisms of each rung."""
+        version = ""
+        if self._bwrap:
+            proc = subprocess.run(
+                [self._bwrap, "--version"], capture_output=True, text=True, check=False
+            )
+            version = proc.stdout.strip()
+        return {
+            "kind": "sandbox",
+            "kernel": os.uname().release,
+            "bwrap": self._bwrap,
+            "bwrap_version": version,
+            "rootfs": str(self._rootfs) if self._rootfs else None,
+            "rungs": "namespaces (bwrap --unshare-all), +cgroup (transient cgroup),"
+            " +seccomp (containers' default profile via libseccomp)",
+        }
+
+    # -- hooks into the native machinery ----------------------------------------------------
+
+    def _wrap(self, argv: Sequence[str], cwd: Path | None) -> tuple[list[str], tuple[int, ...]]:
+        if self._bwrap is None or self._rootfs is None:
+            msg = "sandbox backend used before prepare()"
+            raise BackendUnavailable(msg)
+        fds = () if self._seccomp_fd is None else (self._seccomp_fd,)
+        prefix = bwrap_argv(self._bwrap, self._rootfs, self._seccomp_fd, cwd, self._disk_bind)
+        return [*prefix, *argv], fds
+
+    def _workload_pid(self, pid: int) -> int:
+        """The probe under bwrap (bwrap keeps a monitor and a pid-1 process above it)."""
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        probe = [p for p in tree if p.name().startswith("isobench-probe")]
+        return (probe or tree)[-1].pid
+
+    def _disk(self, execute: Executor, workload: DiskWorkload, rep: Repetition) -> Outcome:
+        """fio in a bind mount of the directory native writes to (same host filesystem)."""
+        directory = disk_directory() / f"sandbox-{os.getpid()}-{rep.index}"
+        shutil.rmtree(directory, ignore_errors=True)
+        make_owned_dir(directory)  # a killed harness leaves it to the next run's sweep
+        self._disk_bind = directory
+        try:
+            outcome = run_disk(execute, workload, DISK_MOUNT, rep.timeout)
+            facts = {"storage": f"bind mount of {directory}", **native_placement(directory)}
+        finally:
+            self._disk_bind = None
+            shutil.rmtree(directory, ignore_errors=True)
+        return self._with_facts(outcome, facts)
+
+    def _tree(self) -> Path:
+        try:
+            tree = rootfs_path(rootfs_hash())
+        except (OSError, RuntimeError) as exc:
+            msg = f"cannot locate the shared rootfs: {exc}"
+            raise BackendUnavailable(msg) from exc
+        if not (tree / GUEST_PROBE.lstrip("/")).exists():
+            msg = f"the shared rootfs is not built ({tree}); run: {BUILD_HINT}"
+            raise BackendUnavailable(msg)
+        return tree
