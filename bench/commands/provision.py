@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.paths import REPO_ROOT
 
-TARGETS = ("all", "tools", "docker", "vagrant")
+TARGETS = ("all", "tools", "docker", "podman", "sandbox", "vagrant")
 
 
 def register(sub: Any) -> None:
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
         nargs="*",
         default=[],
         metavar="TARGET",
-        help="what to provision: all (default), tools, docker, vagrant",
+        help="what to provision: all (default), tools, docker, podman, sandbox, vagrant",
     )
     parser.set_defaults(func=run)
 

@@ -1,0 +1,270 @@
+"""The podman backend: the same image and workloads as Docker, on Podman, rootful and rootless.
+
+Podman is driven through its Docker-compatible API (``podman system service``) with docker-py,
+not the ``podman`` CLI and not the ``podman`` Python package: that way every measuring function
+of the Docker backend (fresh-container start-up phases, the long-lived exec container for
+syscall/disk/command, ownership labels and orphan removal) runs unchanged against both engines,
+so a difference between them is the engine's, not the harness's. The price: the API service is
+a process the CLI path does not have; it is started outside every timed region.
+
+Variants: ``mode=rootful,storage=overlay`` and ``mode=rootless,storage=<driver>`` (overlay,
+fuse-overlayfs, vfs: the storage driver decides what a container start copies) x network.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from bench.backends.base import Repetition
+from bench.backends.docker import measure as docker_measure
+from bench.backends.docker.support import (
+    OVERLAY_DIR,
+    RUN_LABEL,
+    ContainerExecutor,
+    Ownership,
+    host_config_kwargs,
+    remove_orphans,
+    remove_run,
+    seccomp_mode,
+)
+from bench.backends.podman import measure
+from bench.backends.podman.service import (
+    ROOTLESS_USER,
+    Mode,
+    Service,
+    kill_leftover_helpers,
+    rootless_account,
+    stop_orphan_services,
+    subid_range,
+)
+from bench.envbuild.image import image_tag
+from bench.envbuild.rootfs import rootfs_path
+from bench.scenario.model import (
+    CommandWorkload,
+    DiskWorkload,
+    MemoryWorkload,
+    Scenario,
+    SyscallWorkload,
+)
+from bench.values import Availability, BackendError, BackendUnavailable, Outcome, Variant
+from bench.workloads import GUEST_PROBE, run_command, run_disk, run_syscall
+
+INSTALL_HINT: Final = "sudo scripts/provision podman (podman, uidmap, rootless user)"
+BUILD_HINT: Final = "isobench env build"
+
+
+def _ulimits(limits: dict[str, int]) -> list[Any]:
+    from docker.types import Ulimit  # noqa: PLC0415 - docker-py is imported by the service
+
+    # Podman's defaults (1048576 open files) exceed what many hosts allow the service, and
+    # crun then refuses to start the container: ask for the service's own hard limits.
+    return [Ulimit(name=n, soft=v, hard=v) for n, v in sorted(limits.items())]
+
+
+class PodmanBackend:
+    """Containers on Podman (rootful and rootless), via its Docker-compatible API."""
+
+    name = "podman"
+    interleave = True
+
+    def __init__(self) -> None:
+        self._services: dict[str, Service] = {}
+        self._ownership = Ownership()
+        self._executors: dict[tuple[str, str], ContainerExecutor] = {}
+        self._notes: list[str] = []
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def availability(self) -> Availability:
+        """podman installed, the shared rootfs built (the image is imported from it)."""
+        if shutil.which("podman") is None:
+            return Availability(False, "podman is not installed", INSTALL_HINT)
+        try:
+            tag = image_tag()
+        except (OSError, RuntimeError) as exc:
+            return Availability(False, f"cannot compute the image tag: {exc}", BUILD_HINT)
+        if not (rootfs_path(tag.partition(":")[2]) / GUEST_PROBE.lstrip("/")).exists():
+            return Availability(False, "the shared rootfs is not built", BUILD_HINT)
+        stopped = stop_orphan_services()
+        if stopped:
+            self._notes.append(f"stopped services of an interrupted run: {', '.join(stopped)}")
+        return Availability(True)
+
+    def variants(self, scenario: Scenario) -> Sequence[Variant]:
+        """rootful (overlay) and rootless per storage driver, x network."""
+        options = scenario.podman
+        out: list[Variant] = []
+        for mode in options.modes:
+            drivers = options.rootless_storage if mode == "rootless" else ("overlay",)
+            for storage in drivers:
+                out += [
+                    Variant.of(mode=mode, storage=storage, network=network)
+                    for network in options.network
+                ]
+        return out
+
+    def prepare(self, scenario: Scenario, variant: Variant) -> None:
+        """Start the variant's API service, import the image, start the exec container."""
+        service = self._service(variant)
+        if (
+            service.mode.rootless
+            and service.client.info().get("CgroupVersion") == "1"
+            and (scenario.limits.cpus is not None or scenario.limits.memory is not None)
+        ):
+            msg = "rootless Podman cannot apply resource limits on cgroup v1 (no cgroups)"
+            raise BackendUnavailable(msg)
+        if scenario.workload.kind not in {"syscall", "disk", "command"}:
+            return
+        key = (scenario.hash, variant.label)
+        if key not in self._executors:
+            executor = ContainerExecutor(
+                service.client,
+                image_tag(),
+                self._ownership.labels(variant.label),
+                self._ownership.name("exec"),
+                self._host_config(service, variant, scenario),
+            )
+            executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
+            self._executors[key] = executor
+        self._executors[key].ensure()
+
+    def run(self, repetition: Repetition) -> Outcome:
+        """One repetition, with the Docker backend's measuring code on Podman's API."""
+        scenario, variant = repetition.scenario, repetition.variant
+        workload = scenario.workload
+        service = self._service(variant)
+        facts = {
+            "image": image_tag(),
+            "storage_driver": str(service.client.info().get("Driver")),
+            "user": ROOTLESS_USER if service.mode.rootless else "root",
+        }
+        if workload.kind in {"startup", "memory"}:
+            spec = docker_measure.Spec(
+                image_tag(),
+                self._ownership.labels(variant.label),
+                self._ownership.name(workload.kind),
+                self._host_config(service, variant, scenario),
+            )
+            if isinstance(workload, MemoryWorkload):
+                outcome = measure.memory_idle(
+                    service.client,
+                    spec,
+                    int(workload.alloc),
+                    workload.idle,
+                    repetition.timeout,
+                    service_pid=service.proc.pid,
+                )
+            else:
+                outcome = docker_measure.startup_api(service.client, spec, repetition.timeout)
+            return Outcome(outcome.measurements, {**facts, **outcome.facts})
+        key = (scenario.hash, variant.label)
+        if key not in self._executors:
+            self.prepare(scenario, variant)
+        executor = self._executors[key]
+        executor.ensure()
+        facts["seccomp_mode"] = seccomp_mode(executor.pid())
+        if isinstance(workload, SyscallWorkload):
+            outcome = run_syscall(executor, GUEST_PROBE, workload, repetition.timeout)
+            facts.update(docker_measure.kernel_facts(outcome.facts))
+        elif isinstance(workload, DiskWorkload):
+            outcome = run_disk(executor, workload, OVERLAY_DIR, repetition.timeout)
+            facts["storage"] = f"container root filesystem ({OVERLAY_DIR})"
+        elif isinstance(workload, CommandWorkload):
+            outcome = run_command(executor, workload, repetition.timeout)
+        else:  # pragma: no cover - the scenario model admits no other kind
+            msg = f"unsupported workload kind {workload.kind!r}"
+            raise BackendError(msg)
+        return Outcome(outcome.measurements, {**outcome.facts, **facts})
+
+    def teardown(self) -> None:
+        """Remove every container of this instance, then stop the API services."""
+        ids = [e.container_id for e in self._executors.values() if e.container_id]
+        for executor in self._executors.values():
+            executor.discard()
+        self._executors.clear()
+        rootless = False
+        for service in self._services.values():
+            rootless = rootless or service.mode.rootless
+            try:
+                run_filter: dict[str, str | list[str] | bool] = {
+                    "label": f"{RUN_LABEL}={self._ownership.run}"
+                }
+                found = service.client.containers.list(all=True, filters=run_filter)
+                ids += [str(c.id) for c in found]
+                remove_run(service.client, self._ownership.run)
+            finally:
+                service.stop()
+        self._services.clear()
+        account = rootless_account() if rootless else None
+        kill_leftover_helpers(ids, account.pw_uid if account else None)
+
+    def notes(self) -> list[str]:
+        """Removed orphans and stopped services of interrupted runs."""
+        return list(self._notes)
+
+    def environment(self) -> dict[str, Any]:
+        """Podman version, rootless user and its ID mapping, runtime, per-service info."""
+        env: dict[str, Any] = {"podman_version": _podman_version()}
+        account = rootless_account()
+        if account is not None:
+            env["rootless_user"] = account.pw_name
+            env["rootless_uid"] = account.pw_uid
+            env["subuid"] = subid_range(account.pw_name, Path("/etc/subuid"))
+            env["subgid"] = subid_range(account.pw_name, Path("/etc/subgid"))
+        for key, service in self._services.items():
+            try:
+                info = service.client.info()
+            except Exception as exc:  # environment capture must never break a run
+                env[key] = {"error": str(exc)}
+                continue
+            env[key] = {
+                "storage_driver": info.get("Driver"),
+                "driver_status": dict(info.get("DriverStatus") or []),
+                "cgroup_version": info.get("CgroupVersion"),
+                "default_runtime": info.get("DefaultRuntime"),
+                "security_options": info.get("SecurityOptions"),
+            }
+        return env
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _service(self, variant: Variant) -> Service:
+        mode = Mode(variant.params.get("mode") == "rootless", variant.params["storage"])
+        if mode.key not in self._services:
+            service = Service(mode)
+            self._services[mode.key] = service
+            removed = remove_orphans(service.client)
+            if removed:
+                self._notes.append(f"removed orphans of an interrupted run: {', '.join(removed)}")
+            try:
+                tag = image_tag()
+                service.ensure_image(rootfs_path(tag.partition(":")[2]), tag)
+            except Exception as exc:
+                msg = f"cannot import the image into Podman ({mode.key}): {exc}"
+                raise BackendUnavailable(msg) from exc
+        return self._services[mode.key]
+
+    def _host_config(
+        self, service: Service, variant: Variant, scenario: Scenario
+    ) -> dict[str, Any]:
+        params = {"network": variant.params.get("network", "none")}
+        config = host_config_kwargs(params, scenario.limits)
+        config["ulimits"] = _ulimits(service.limits())
+        return config
+
+
+def _podman_version() -> str | None:
+    podman = shutil.which("podman")
+    if podman is None:
+        return None
+    proc = subprocess.run(
+        [podman, "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    return proc.stdout.strip() or None
+
+
+__all__ = ["PodmanBackend"]

@@ -1,0 +1,236 @@
+"""Podman's API service (``podman system service``), one per mode x storage driver.
+
+The backend talks to Podman through its Docker-compatible API with docker-py, so the Docker
+backend's measuring code (create/start/wait/exec, labels, orphan cleanup) serves both engines
+unchanged. The service is started by the backend for one run and stopped at teardown; its
+socket name carries the harness's owner token (pid and start time), so a service left behind
+by a killed harness is recognised and stopped by the next one (:func:`stop_orphan_services`).
+
+Rootless services run as the provisioned user (``isobench-rootless``, with /etc/subuid and
+/etc/subgid ranges), with a storage root per driver: one store holds one driver, and the image
+is imported into each store from the shared rootfs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import docker
+import docker.errors
+import psutil
+
+from bench.backends.docker.support import owner_alive, owner_token
+from bench.envbuild.image import REPOSITORY, _import, image_exists
+from bench.values import BackendUnavailable
+
+ROOTLESS_USER: Final = os.environ.get("ISOBENCH_PODMAN_USER", "isobench-rootless")
+ROOTFUL_DIR: Final = Path("/run/isobench-podman")
+SOCKET_PREFIX: Final = "isobench-podman-"
+#: Settings this host needs without systemd (see docs/spectrum.md).
+GLOBAL_FLAGS: Final = ("--cgroup-manager=cgroupfs", "--events-backend=file")
+START_TIMEOUT: Final = 30.0
+_SOCKET: Final = re.compile(rf"{SOCKET_PREFIX}(\d+)_([\d.]+)-")
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """Who runs the engine and with which storage driver."""
+
+    rootless: bool
+    storage: str
+
+    @property
+    def key(self) -> str:
+        """``rootful-overlay``, ``rootless-vfs``..."""
+        return f"{'rootless' if self.rootless else 'rootful'}-{self.storage}"
+
+
+def rootless_account() -> pwd.struct_passwd | None:
+    """The provisioned rootless user, or None."""
+    try:
+        return pwd.getpwnam(ROOTLESS_USER)
+    except KeyError:
+        return None
+
+
+def subid_range(name: str, path: Path) -> str:
+    """``start:count`` of ``name`` in /etc/subuid or /etc/subgid ('' if none)."""
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            user, _, rest = line.partition(":")
+            if user == name:
+                return rest
+    return ""
+
+
+class Service:
+    """One running ``podman system service`` and a docker-py client connected to it."""
+
+    def __init__(self, mode: Mode) -> None:
+        self.mode = mode
+        podman = shutil.which("podman")
+        if podman is None:
+            msg = "podman is not installed"
+            raise BackendUnavailable(msg)
+        user = rootless_account() if mode.rootless else None
+        if mode.rootless and user is None:
+            msg = f"rootless user {ROOTLESS_USER!r} does not exist (sudo scripts/provision podman)"
+            raise BackendUnavailable(msg)
+        token = owner_token().replace(":", "_")
+        argv = [podman, *GLOBAL_FLAGS]
+        if mode.rootless:  # a store of its own per driver; rootful uses the host's store
+            argv += [f"--storage-driver={_driver(mode.storage)}", *_storage_opts(mode.storage)]
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+        if user is None:
+            directory = ROOTFUL_DIR
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            env["HOME"] = "/root"
+        else:
+            directory = Path(f"/run/user/{user.pw_uid}")
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chown(directory, user.pw_uid, user.pw_gid)
+            home = Path(user.pw_dir)
+            argv += [f"--root={home}/.local/share/isobench/storage-{mode.storage}"]
+            argv += [f"--runroot={directory}/isobench-{mode.storage}"]
+            env |= {"HOME": str(home), "USER": user.pw_name, "XDG_RUNTIME_DIR": str(directory)}
+        self.socket = directory / f"{SOCKET_PREFIX}{token}-{mode.key}.sock"
+        self.socket.unlink(missing_ok=True)
+        argv += ["system", "service", "--time=0", f"unix://{self.socket}"]
+        self.log = directory / f"{self.socket.stem}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(user.pw_dir) if user else "/",
+                user=user.pw_uid if user else None,
+                group=user.pw_gid if user else None,
+                extra_groups=[] if user else None,
+                start_new_session=True,
+            )
+        if user is not None:
+            os.chown(self.log, user.pw_uid, user.pw_gid)
+        self.client = self._connect()
+        driver = str(self.client.info().get("Driver"))
+        if driver != _driver(mode.storage):
+            self.stop()
+            msg = f"the rootful Podman store uses storage driver {driver!r}, not {mode.storage}"
+            raise BackendUnavailable(msg)
+
+    def _connect(self) -> docker.DockerClient:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if self.socket.exists():
+                client = docker.DockerClient(base_url=f"unix://{self.socket}", timeout=3600)
+                try:
+                    client.ping()
+                except (docker.errors.DockerException, OSError):
+                    client.close()
+                else:
+                    return client
+            time.sleep(0.1)
+        tail = self.log.read_text(errors="replace").strip()[-400:] if self.log.exists() else ""
+        self.stop()
+        msg = f"podman system service ({self.mode.key}) did not start: {tail or 'no output'}"
+        raise BackendUnavailable(msg)
+
+    def ensure_image(self, tree: Path, tag: str) -> None:
+        """Import the shared rootfs into this store unless ``tag`` is there already."""
+        if image_exists(self.client, tag):
+            return
+        digest = tag.partition(":")[2]
+        _import(self.client, tree, tag, digest)
+        if not image_exists(self.client, tag):  # Podman's compat import ignores the tag
+            newest = max(self.client.images.list(REPOSITORY), key=lambda i: i.attrs["Created"])
+            newest.tag(REPOSITORY, digest)
+
+    def limits(self) -> dict[str, int]:
+        """Hard nofile/nproc limits of the service: containers may not ask for more."""
+        # /proc/PID/limits, not prlimit(): a rootless service lives in a user namespace
+        # where even root may not call prlimit() on it.
+        names = {"Max open files": "nofile", "Max processes": "nproc"}
+        out: dict[str, int] = {}
+        for line in Path(f"/proc/{self.proc.pid}/limits").read_text().splitlines():
+            for label, key in names.items():
+                fields = line.removeprefix(label).split()
+                if line.startswith(label) and fields[1].isdigit():
+                    out[key] = int(fields[1])
+        return out
+
+    def stop(self) -> None:
+        """Stop the service (containers must be removed first) and close the client."""
+        with contextlib.suppress(AttributeError):
+            self.client.close()
+        _terminate(self.proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        self.socket.unlink(missing_ok=True)
+
+
+def _driver(storage: str) -> str:
+    return "overlay" if storage == "fuse-overlayfs" else storage
+
+
+def _storage_opts(storage: str) -> list[str]:
+    if storage == "fuse-overlayfs":
+        return ["--storage-opt=overlay.mount_program=/usr/bin/fuse-overlayfs"]
+    return []
+
+
+def _terminate(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    for _ in range(50):
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def kill_leftover_helpers(container_ids: list[str], rootless_uid: int | None) -> int:
+    """Kill exec-session conmons of removed containers and the rootless user's processes.
+
+    Podman keeps each exec session's conmon for ``exit_command_delay`` (300 s) after the
+    exec ends, even when its container is gone; rootless Podman keeps a pause process
+    (``catatonit -P``) holding its user namespace. Neither may outlive a run.
+    """
+    killed = 0
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "uids"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        mine = rootless_uid is not None and proc.info["uids"].real == rootless_uid
+        conmon = proc.info["name"] == "conmon" and any(c in cmdline for c in container_ids)
+        if mine or conmon:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+                killed += 1
+    return killed
+
+
+def stop_orphan_services() -> list[str]:
+    """Stop API services started by a harness process that no longer runs."""
+    stopped: list[str] = []
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] != "podman" or "service" not in cmdline:
+            continue
+        found = next((m for arg in cmdline if (m := _SOCKET.search(arg))), None)
+        if found is None or owner_alive(f"{found.group(1)}:{found.group(2)}"):
+            continue
+        _terminate(proc.info["pid"])
+        stopped.append(f"podman service pid {proc.info['pid']}")
+    return stopped
