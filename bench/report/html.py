@@ -22,6 +22,7 @@ from bench.report import drift as report_drift
 from bench.report import env as report_env
 from bench.report import format as fmt
 from bench.report import glance as report_glance
+from bench.report import ladder as report_ladder
 from bench.report import plots as report_plots
 from bench.report.summary import summary_table
 
@@ -40,7 +41,7 @@ HEADLINE: Final = (
     "memory.workload_peak",
     "command.wall",
 )
-BACKEND_ORDER: Final = ("native", "docker", "vagrant")
+BACKEND_ORDER: Final = ("native", "sandbox", "docker", "podman", "vagrant")
 FAMILY_ORDER: Final = ("startup", "syscall", "disk", "memory", "command")
 FAILURE_ROWS: Final = 200
 
@@ -240,6 +241,7 @@ def render_html(
         "banners": banners,
         "headline": headline(table, multi_host),
         "glance": report_glance.as_context(report_glance.glance(table, BACKEND_ORDER)),
+        "ladders": report_ladder.section(table, samples, envs),
         "families": families,
         "failures": failures,
         "failure_total": failure_total,
