@@ -133,7 +133,7 @@ def test_unknown_backend_lists_known_backends(tmp_path):
         8,
         "backends[1]",
         "unknown backend 'kvm'",
-        "native, docker, vagrant",
+        "native, sandbox, docker, podman, vagrant",
     )
 
 

@@ -15,6 +15,7 @@ from bench.scenario.model import (
     DockerOptions,
     Limits,
     MemoryWorkload,
+    PodmanOptions,
     Scenario,
     StartupWorkload,
     SyscallWorkload,
@@ -33,13 +34,13 @@ def scenario(**changes: object) -> Scenario:
 
 
 def test_public_api_names():
-    assert KNOWN_BACKENDS == ("native", "docker", "vagrant")
+    assert KNOWN_BACKENDS == ("native", "sandbox", "docker", "podman", "vagrant")
     assert WORKLOAD_KINDS == ("startup", "syscall", "disk", "memory", "command")
     assert SUPPORTED_FORMAT_VERSIONS == (1,)
     assert [c.model_fields["kind"].annotation.__args__[0] for c in workload_classes()] == list(
         WORKLOAD_KINDS
     )
-    for model in (StartupWorkload, Limits, DockerOptions, VagrantOptions, VmSize):
+    for model in (StartupWorkload, Limits, DockerOptions, VagrantOptions, VmSize, PodmanOptions):
         assert model.model_config["extra"] == "forbid"
 
 
