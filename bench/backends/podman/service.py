@@ -209,7 +209,9 @@ def kill_leftover_helpers(container_ids: list[str], rootless_uid: int | None) ->
     exec ends, even when its container is gone; rootless Podman keeps a pause process
     (``catatonit -P``) holding its user namespace. Neither may outlive a run.
     """
-    killed = 0
+    if rootless_uid is not None and _other_live_services():
+        rootless_uid = None  # another harness still uses the rootless user: leave it alone
+    killed: list[psutil.Process] = []
     for proc in psutil.process_iter(["pid", "name", "cmdline", "uids"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         mine = rootless_uid is not None and proc.info["uids"].real == rootless_uid
@@ -217,8 +219,23 @@ def kill_leftover_helpers(container_ids: list[str], rootless_uid: int | None) ->
         if mine or conmon:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-                killed += 1
-    return killed
+                killed.append(proc)
+    psutil.wait_procs(killed, timeout=10)  # SIGKILL is asynchronous: return once they are gone
+    return len(killed)
+
+
+def _other_live_services() -> bool:
+    """Whether an API service of another live harness process is running."""
+    me = owner_token().replace(":", "_")
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] != "podman" or "service" not in cmdline:
+            continue
+        found = next((m for arg in cmdline if (m := _SOCKET.search(arg))), None)
+        if found and f"{found.group(1)}_{found.group(2)}" != me:
+            if owner_alive(f"{found.group(1)}:{found.group(2)}"):
+                return True
+    return False
 
 
 def stop_orphan_services() -> list[str]:
