@@ -232,9 +232,12 @@ def _other_live_services() -> bool:
         if proc.info["name"] != "podman" or "service" not in cmdline:
             continue
         found = next((m for arg in cmdline if (m := _SOCKET.search(arg))), None)
-        if found and f"{found.group(1)}_{found.group(2)}" != me:
-            if owner_alive(f"{found.group(1)}:{found.group(2)}"):
-                return True
+        if (
+            found
+            and f"{found.group(1)}_{found.group(2)}" != me
+            and owner_alive(f"{found.group(1)}:{found.group(2)}")
+        ):
+            return True
     return False
 
 
