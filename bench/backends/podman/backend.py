@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from bench import ownership
 from bench.backends.base import Repetition
 from bench.backends.docker import measure as docker_measure
 from bench.backends.docker.support import (
@@ -27,7 +28,7 @@ from bench.backends.docker.support import (
     ContainerExecutor,
     Ownership,
     host_config_kwargs,
-    remove_orphans,
+    leftovers,
     remove_run,
     seccomp_mode,
 )
@@ -237,9 +238,7 @@ class PodmanBackend:
         if mode.key not in self._services:
             service = Service(mode)
             self._services[mode.key] = service
-            removed = remove_orphans(service.client)
-            if removed:
-                self._notes.append(f"removed orphans of an interrupted run: {', '.join(removed)}")
+            self._notes += ownership.sweep(leftovers(service.client)).notes()
             try:
                 tag = image_tag()
                 service.ensure_image(rootfs_path(tag.partition(":")[2]), tag)

@@ -29,8 +29,9 @@ import docker
 import docker.errors
 import psutil
 
-from bench.backends.docker.support import owner_alive, owner_token
+from bench import ownership
 from bench.envbuild.image import REPOSITORY, _import, image_exists
+from bench.procgroup import process_start
 from bench.values import BackendUnavailable
 
 ROOTLESS_USER: Final = os.environ.get("ISOBENCH_PODMAN_USER", "isobench-rootless")
@@ -39,7 +40,7 @@ SOCKET_PREFIX: Final = "isobench-podman-"
 #: Settings this host needs without systemd (see docs/spectrum.md).
 GLOBAL_FLAGS: Final = ("--cgroup-manager=cgroupfs", "--events-backend=file")
 START_TIMEOUT: Final = 30.0
-_SOCKET: Final = re.compile(rf"{SOCKET_PREFIX}(\d+)_([\d.]+)-")
+_SOCKET: Final = re.compile(rf"{SOCKET_PREFIX}(\d+)_(\d+)-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,8 @@ class Service:
         if mode.rootless and user is None:
             msg = f"rootless user {ROOTLESS_USER!r} does not exist (sudo scripts/provision podman)"
             raise BackendUnavailable(msg)
-        token = owner_token().replace(":", "_")
+        owner = ownership.current()
+        token = f"{owner.pid}_{owner.start}"
         argv = [podman, *GLOBAL_FLAGS]
         if mode.rootless:  # a store of its own per driver; rootful uses the host's store
             argv += [f"--storage-driver={_driver(mode.storage)}", *_storage_opts(mode.storage)]
@@ -224,9 +226,15 @@ def kill_leftover_helpers(container_ids: list[str], rootless_uid: int | None) ->
     return len(killed)
 
 
+def _alive(pid: str, start: str) -> bool:
+    """Whether the harness named in a socket (pid and start time, this boot) still runs."""
+    return process_start(int(pid)) == start
+
+
 def _other_live_services() -> bool:
     """Whether an API service of another live harness process is running."""
-    me = owner_token().replace(":", "_")
+    owner = ownership.current()
+    me = f"{owner.pid}_{owner.start}"
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if proc.info["name"] != "podman" or "service" not in cmdline:
@@ -235,7 +243,7 @@ def _other_live_services() -> bool:
         if (
             found
             and f"{found.group(1)}_{found.group(2)}" != me
-            and owner_alive(f"{found.group(1)}:{found.group(2)}")
+            and _alive(found.group(1), found.group(2))
         ):
             return True
     return False
@@ -249,7 +257,7 @@ def stop_orphan_services() -> list[str]:
         if proc.info["name"] != "podman" or "service" not in cmdline:
             continue
         found = next((m for arg in cmdline if (m := _SOCKET.search(arg))), None)
-        if found is None or owner_alive(f"{found.group(1)}:{found.group(2)}"):
+        if found is None or _alive(found.group(1), found.group(2)):
             continue
         _terminate(proc.info["pid"])
         stopped.append(f"podman service pid {proc.info['pid']}")
