@@ -107,12 +107,13 @@ def test_startup_memory_and_disk(backend: SandboxBackend, tmp_path: Path) -> Non
     mem_sc = scenario({"kind": "memory", "alloc": "8MiB", "idle": 0.3}, limits={"memory": "64MiB"})
     mem = run_once(backend, mem_sc, Variant.of(layers="namespaces+cgroup"), tmp_path)
     values = {m.metric: m.value for m in mem.measurements}
-    assert values["memory.overhead"] >= values["memory.workload_peak"] >= 8 * 2**20
-    assert "bwrap" in mem.facts["sandbox_processes"]
+    assert values["memory.environment"] >= values["memory.workload_peak"] >= 8 * 2**20
+    assert len(mem.facts["environment_pids"].split(",")) >= 3  # bwrap, its pid 1, the probe
     assert "memory=67108864" in mem.facts["limits"]
     disk_sc = scenario({"kind": "disk", "file_size": "4MiB", "runtime": 0.2})
     disk = run_once(backend, disk_sc, Variant.of(layers="namespaces"), tmp_path)
     assert "bind mount" in disk.facts["storage"]
+    assert disk.facts["disk_host_fs_dev"]
 
 
 def test_keyboard_interrupt_leaves_no_sandbox_and_no_cgroup(
