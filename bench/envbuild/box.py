@@ -3,9 +3,17 @@
 No installer, no bootloader: the rootfs tree becomes an ext4 filesystem image (``mkfs.ext4 -d``)
 converted to qcow2, and the box boots it by direct kernel boot with the rootfs's own kernel and
 initrd (``libvirt.kernel`` / ``libvirt.initrd`` / ``libvirt.cmd_line`` in the box Vagrantfile).
-The box name carries a content hash of the rootfs hash and this recipe, so it is rebuilt only
-when an input changes; older ``isobench/debian12-*`` boxes are removed when a new one is added.
-Everything lives in the cache directory and in Vagrant's box store, never in git.
+The box adds, on top of the shared rootfs (which stays as the Docker image has it), the guest
+half of the **readiness marker** (:data:`GUEST_FILES`): a udev rule that starts two units when the
+virtio-serial port ``org.isobench.marker`` appears; ``isobench-ready.service`` (after
+basic.target) writes ``isobench-marker ready``, runs the probe, writes ``isobench-marker exit``;
+``isobench-ssh.service`` (after sshd is up and networkd has configured a link) writes
+``isobench-marker ssh``. The host timestamps each line as it arrives (see
+:mod:`bench.backends.vagrant.marker`). Without the channel (a VM brought up by hand) nothing runs.
+
+The box name carries a content hash of the rootfs hash, this recipe and the guest files, so it is
+rebuilt only when an input changes; older ``isobench/debian12-*`` boxes are removed when a new one
+is added. Everything lives in the cache directory and in Vagrant's box store, never in git.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ from typing import Final
 
 from bench.envbuild.rootfs import ensure_rootfs, kernel_files, rootfs_hash
 from bench.paths import cache_dir
+from bench.workloads import GUEST_PROBE
 
-BOX_RECIPE_VERSION: Final = 1
+BOX_RECIPE_VERSION: Final = 2
 BOX_PREFIX: Final = "isobench/debian12"
 #: Sparse virtual disk size: room for the ~0.5 GB userland plus fio's files.
 DISK_GIB: Final = 4
@@ -31,6 +40,71 @@ KERNEL_CMDLINE: Final = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
 VAGRANT_TIMEOUT: Final = 600.0
 
 Log = Callable[[str], None]
+
+#: virtio-serial port name of the readiness channel (the Vagrantfile's ``target_name``).
+MARKER_PORT: Final = "org.isobench.marker"
+MARKER_SCRIPT: Final = "/opt/isobench/bin/isobench-marker"
+
+#: Files the box adds to the rootfs: path in the guest -> (mode, content).
+GUEST_FILES: Final[dict[str, tuple[int, str]]] = {
+    MARKER_SCRIPT: (
+        0o755,
+        f"""\
+#!/bin/sh
+# isobench readiness marker: tells the host, over virtio-serial port {MARKER_PORT},
+# how far the boot got. The host timestamps each line as it arrives.
+port=/dev/virtio-ports/{MARKER_PORT}
+case "$1" in
+ready)
+    exec >"$port"
+    echo "isobench-marker ready"
+    {GUEST_PROBE} ready
+    echo "isobench-marker exit rc=$?"
+    ;;
+ssh)
+    # sshd is up (ssh.service is Type=notify); wait (netlink, no polling) for a configured link.
+    /usr/lib/systemd/systemd-networkd-wait-online --any --timeout=600 >/dev/null 2>&1
+    echo "isobench-marker ssh rc=$?" >"$port"
+    ;;
+esac
+""",
+    ),
+    "/etc/udev/rules.d/60-isobench-marker.rules": (
+        0o644,
+        f"""\
+# The isobench readiness channel: start the marker units when its port appears.
+# Every action but remove keeps the systemd tag (a "change" event without it unplugs the unit).
+ACTION!="remove", SUBSYSTEM=="virtio-ports", ATTR{{name}}=="{MARKER_PORT}", TAG+="systemd", \
+ENV{{SYSTEMD_WANTS}}+="isobench-ready.service isobench-ssh.service"
+""",
+    ),
+    "/etc/systemd/system/isobench-ready.service": (
+        0o644,
+        f"""\
+[Unit]
+Description=isobench readiness marker (probe run at boot)
+# Default dependencies: after basic.target, i.e. when ordinary services start.
+
+[Service]
+Type=oneshot
+ExecStart={MARKER_SCRIPT} ready
+""",
+    ),
+    "/etc/systemd/system/isobench-ssh.service": (
+        0o644,
+        f"""\
+[Unit]
+Description=isobench SSH marker (sshd up and a network link configured)
+# After the ready unit: the port is opened by one writer at a time.
+After=ssh.service isobench-ready.service
+
+[Service]
+# Type=simple: the boot (systemd-analyze) does not wait for the network wait inside.
+Type=simple
+ExecStart={MARKER_SCRIPT} ssh
+""",
+    ),
+}
 
 BOX_VAGRANTFILE: Final = f"""\
 # Box-level Vagrantfile of the isobench box: direct kernel boot, no bootloader in the image.
@@ -52,6 +126,7 @@ def box_hash(rootfs_digest: str | None = None) -> str:
         "recipe": BOX_RECIPE_VERSION,
         "disk_gib": DISK_GIB,
         "vagrantfile": BOX_VAGRANTFILE,
+        "guest_files": {path: [mode, text] for path, (mode, text) in GUEST_FILES.items()},
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -89,13 +164,29 @@ def _run(argv: Sequence[str], log: Log, timeout: float = VAGRANT_TIMEOUT) -> str
     return proc.stdout
 
 
+def _overlay(tree: Path, work: Path, log: Log) -> Path:
+    """A hard-linked copy of ``tree`` plus :data:`GUEST_FILES` (the shared tree is untouched)."""
+    copy = work / "tree"
+    log(f"adding the readiness marker to a hard-linked copy of {tree.name}")
+    _run(["cp", "-al", str(tree), str(copy)], log)
+    for guest_path, (mode, text) in GUEST_FILES.items():
+        dest = copy / guest_path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)  # never write through a hard link into the shared tree
+        dest.write_text(text)
+        dest.chmod(mode)
+    return copy
+
+
 def _assemble(tree: Path, work: Path, log: Log) -> Path:
     """Turn the rootfs ``tree`` into ``work/<name>.box``; return the box file."""
     raw, image = work / "root.raw", work / "box.img"
-    log(f"creating {DISK_GIB} GiB ext4 image from {tree} (mkfs.ext4 -d)")
+    source = _overlay(tree, work, log)
+    log(f"creating {DISK_GIB} GiB ext4 image from {source} (mkfs.ext4 -d)")
     with raw.open("wb") as fh:
         fh.truncate(DISK_GIB * 1024**3)
-    _run(["mkfs.ext4", "-q", "-F", "-L", "isobench", "-d", str(tree), str(raw)], log)
+    _run(["mkfs.ext4", "-q", "-F", "-L", "isobench", "-d", str(source), str(raw)], log)
+    shutil.rmtree(source)
     log("converting to qcow2")
     _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(image)], log)
     raw.unlink()

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from bench.backends.vagrant.backend import limits_prefix, parse_meminfo, variant_label
-from bench.backends.vagrant.startup import (
-    parse_domifaddr,
-    parse_systemd_analyze,
-    parse_timespan,
+from bench.backends.vagrant.backend import limits_prefix, variant_label
+from bench.backends.vagrant.marker import (
+    Arrival,
+    ChannelLog,
+    guest_output,
+    parse_marker,
+    split_lines,
+    startup_phases,
 )
+from bench.backends.vagrant.memory import (
+    guest_ram_mapping,
+    parse_meminfo,
+    parse_smaps,
+    parse_smaps_rollup,
+)
+from bench.backends.vagrant.startup import parse_systemd_analyze, parse_timespan
 from bench.backends.vagrant.vm import DOMAIN_RE, parse_ssh_config, parse_vol_list
-from bench.envbuild.box import BOX_PREFIX, box_dir, box_hash, box_name
+from bench.envbuild import box as box_mod
+from bench.envbuild.box import BOX_PREFIX, MARKER_PORT, box_dir, box_hash, box_name
+from bench.paths import REPO_ROOT
 from bench.scenario.model import Limits
 from bench.values import BackendError
 
@@ -77,16 +89,6 @@ def test_parse_systemd_analyze_not_finished():
         parse_systemd_analyze("Bootup is not yet finished (org.freedesktop.systemd1...)\n")
 
 
-def test_parse_domifaddr():
-    out = (
-        " Name       MAC address          Protocol     Address\n"
-        "-------------------------------------------------------------------\n"
-        " vnet0      52:54:00:8a:1b:2c    ipv4         192.168.121.25/24\n"
-    )
-    assert parse_domifaddr(out) == "192.168.121.25"
-    assert parse_domifaddr(" Name  MAC address  Protocol  Address\n----\n") is None
-
-
 def test_parse_meminfo_bytes():
     info = parse_meminfo(
         "MemTotal:         996364 kB\nMemAvailable:     820200 kB\nHugePages_Total:       0\n"
@@ -142,3 +144,150 @@ def test_parse_vol_list():
         "isobench-VAGRANTSLASH-debian12-x_vagrant_box_image_0_1_box.img",
     ]
     assert parse_vol_list("") == []
+
+
+# --- the readiness channel (host timestamps, literal data) ------------------------------------
+
+LAUNCH = 1000.0
+
+
+def channel_log(**overrides: float | None) -> ChannelLog:
+    """A boot as the channel sees it: QEMU connects at +9 s, exits at +178 s."""
+    at = {"connected": 9.2, "ready": 96.58, "exit": 96.64, "ssh": 112.1, "closed": 178.5}
+    at.update(overrides)
+    lines = [
+        ("ready", "isobench-marker ready"),
+        ("exit", "ready_ns=1795851234000000000"),
+        ("exit", "kernel=6.1.0-50-cloud-amd64"),
+        ("exit", "isobench-marker exit rc=0"),
+        ("ssh", "isobench-marker ssh rc=0"),
+    ]
+    arrivals = [Arrival(LAUNCH + at[key], text) for key, text in lines if at[key] is not None]
+    connected, closed = at["connected"], at["closed"]
+    return ChannelLog(
+        connected=None if connected is None else LAUNCH + connected,
+        closed=None if closed is None else LAUNCH + closed,
+        arrivals=arrivals,
+    )
+
+
+def test_split_lines_stamps_complete_lines_and_keeps_the_rest():
+    arrivals, rest = split_lines(b"isobench-mar", b"ker ready\r\nready_ns=12\nkern", 5.0)
+    assert arrivals == [Arrival(5.0, "isobench-marker ready"), Arrival(5.0, "ready_ns=12")]
+    assert rest == b"kern"
+    arrivals, rest = split_lines(rest, b"el=6.1\n", 6.0)
+    assert arrivals == [Arrival(6.0, "kernel=6.1")]
+    assert rest == b""
+
+
+def test_parse_marker():
+    assert parse_marker("isobench-marker ssh rc=0") == ("ssh", {"rc": "0"})
+    assert parse_marker("isobench-marker ready") == ("ready", {})
+    assert parse_marker("ready_ns=12") is None
+
+
+def test_startup_phases_from_marker_arrivals():
+    log = channel_log()
+    phases = startup_phases(LAUNCH, log)
+    assert phases == pytest.approx(
+        {
+            "startup.domain": 9.2,
+            "startup.ready": 96.58,
+            "startup.total": 96.64,
+            "startup.ssh": 112.1,
+        }
+    )
+    assert "kernel=6.1.0-50-cloud-amd64" in guest_output(log)
+    assert "isobench-marker" not in guest_output(log)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"ready": -0.5}, r"startup.ready at -0.500 s lies outside \[launch, exit\]"),
+        ({"ssh": 200.0}, r"startup.ssh at \+200.000 s lies outside \[launch, exit\] = \[0, 178.5"),
+        ({"connected": -1.0}, "startup.domain"),
+        ({"ready": None}, "`isobench-marker ready` line never arrived"),
+        ({"ssh": None}, "`isobench-marker ssh` line never arrived"),
+        ({"connected": None}, "QEMU never connected"),
+        ({"closed": None}, "QEMU's exit was not observed"),
+    ],
+)
+def test_startup_phases_refuse_figures_outside_launch_and_exit(overrides, reason):
+    with pytest.raises(BackendError, match=reason):
+        startup_phases(LAUNCH, channel_log(**overrides))
+
+
+def test_startup_phases_refuse_a_failed_guest_step():
+    log = channel_log()
+    log.arrivals[-1] = Arrival(LAUNCH + 112.1, "isobench-marker ssh rc=1")
+    with pytest.raises(BackendError, match="rc=1"):
+        startup_phases(LAUNCH, log)
+
+
+def test_the_vagrantfile_and_the_box_name_the_same_marker_port():
+    vagrantfile = (REPO_ROOT / "Vagrantfile").read_text()
+    assert f'target_name: "{MARKER_PORT}"' in vagrantfile
+    assert 'source_mode: "connect"' in vagrantfile
+    rule = box_mod.GUEST_FILES["/etc/udev/rules.d/60-isobench-marker.rules"][1]
+    assert f'ATTR{{name}}=="{MARKER_PORT}"' in rule
+    assert f"/dev/virtio-ports/{MARKER_PORT}" in box_mod.GUEST_FILES[box_mod.MARKER_SCRIPT][1]
+
+
+def test_box_hash_covers_the_guest_files(monkeypatch):
+    before = box_hash("aaaaaaaaaaaa")
+    changed = dict(box_mod.GUEST_FILES)
+    changed[box_mod.MARKER_SCRIPT] = (0o755, "#!/bin/sh\n")
+    monkeypatch.setattr(box_mod, "GUEST_FILES", changed)
+    assert box_hash("aaaaaaaaaaaa") != before
+
+
+# --- QEMU's memory (literal /proc text) ---------------------------------------------------------
+
+SMAPS_ROLLUP = """\
+55d0c8a4b000-7ffd8a1f5000 ---p 00000000 00:00 0                          [rollup]
+Rss:              511820 kB
+Pss:              505024 kB
+Pss_Anon:         473544 kB
+Anonymous:        473544 kB
+"""
+
+SMAPS = """\
+55d0c8a4b000-55d0c8c4b000 r--p 00000000 08:01 1234   /usr/bin/qemu-system-x86_64
+Size:               2048 kB
+Rss:                2048 kB
+Pss:                1024 kB
+VmFlags: rd mr mw me sd
+7f9a83e00000-7f9ac3e00000 rw-p 00000000 00:00 0
+Size:            1048576 kB
+Rss:              202752 kB
+Pss:              202752 kB
+THPeligible:    1
+VmFlags: rd wr mr mw me ac sd
+7f9ac4000000-7f9ac7ff0000 rwxp 00000000 00:00 0
+Size:              65472 kB
+Rss:               65472 kB
+Pss:               65472 kB
+7ffd8a1d4000-7ffd8a1f5000 rw-p 00000000 00:00 0                          [stack]
+Size:                132 kB
+Rss:                  40 kB
+Pss:                  40 kB
+"""
+
+
+def test_parse_smaps_rollup():
+    rollup = parse_smaps_rollup(SMAPS_ROLLUP)
+    assert rollup["Pss"] == 505024 * 1024
+    assert rollup["Rss"] == 511820 * 1024
+
+
+def test_guest_ram_is_the_anonymous_mapping_as_large_as_the_configured_ram():
+    mappings = parse_smaps(SMAPS)
+    assert [m.name for m in mappings] == ["/usr/bin/qemu-system-x86_64", "", "", "[stack]"]
+    ram = guest_ram_mapping(mappings, 1024 * 1024 * 1024)
+    assert ram is not None
+    assert ram.start == 0x7F9A83E00000
+    assert ram.rss == 202752 * 1024
+    # A size that matches nothing (or more than one mapping) is not guessed.
+    assert guest_ram_mapping(mappings, 512 * 1024 * 1024) is None
+    assert guest_ram_mapping([*mappings, mappings[1]], 1024 * 1024 * 1024) is None

@@ -1,7 +1,10 @@
 """Vagrant VM backend: the same workloads inside a real VM (vagrant-libvirt, KVM or TCG).
 
-* ``startup``: a fresh VM per repetition, timed in phases (see :mod:`.startup`).
-* ``syscall`` / ``disk`` / ``command`` / ``memory``: one VM per (scenario, variant), brought up
+* ``startup``: a fresh VM per repetition, timed in phases from the guest's readiness markers
+  (see :mod:`.startup` and :mod:`.marker`).
+* ``memory``: a fresh VM per repetition too (see :mod:`.memory`): a reused VM's QEMU keeps every
+  page earlier repetitions touched, so its footprint would grow with the repetition number.
+* ``syscall`` / ``disk`` / ``command``: one VM per (scenario, variant), brought up
   in :meth:`VagrantBackend.prepare` and reused by the repetitions; commands run over plain
   ``ssh`` with the options ``vagrant ssh-config`` printed (never ``vagrant ssh``: ~3 s of Ruby
   start-up per call), multiplexed over one master connection.
@@ -18,18 +21,15 @@ import functools
 import logging
 import os
 import re
-import select
-import shlex
 import shutil
-import subprocess
 import time
 from typing import Any, Final
 
-import psutil
-
 from bench.backends.base import Repetition
 from bench.backends.vagrant import accel as accel_mod
-from bench.backends.vagrant.startup import clock_offset, measure_startup
+from bench.backends.vagrant.cli import VagrantCli
+from bench.backends.vagrant.memory import measure_memory
+from bench.backends.vagrant.startup import measure_startup
 from bench.backends.vagrant.vm import (
     VIRSH,
     VagrantVM,
@@ -37,6 +37,7 @@ from bench.backends.vagrant.vm import (
     destroy_orphans,
     qemu_accel_of,
     run_quiet,
+    vms_root,
 )
 from bench.envbuild import box as box_mod
 from bench.scenario.model import Limits, MemoryWorkload, Scenario
@@ -44,15 +45,12 @@ from bench.values import (
     Availability,
     BackendError,
     BackendUnavailable,
-    Measurement,
     Outcome,
-    RepetitionTimeout,
     Variant,
 )
 from bench.workloads import (
     GUEST_PROBE,
     Executor,
-    parse_keyvalues,
     run_command,
     run_disk,
     run_syscall,
@@ -61,17 +59,12 @@ from bench.workloads import (
 log = logging.getLogger(__name__)
 
 MIB: Final = 1024 * 1024
-#: Metric names :func:`measure_memory` emits (startup ones: bench.backends.vagrant.startup).
-EMITS: Final = frozenset(
-    {
-        *("memory.environment", "memory.vmm_pss", "memory.vmm_rss", "memory.guest_total"),
-        *("memory.guest_available", "memory.workload_peak"),
-    }
-)
 #: fio's directory in the guest: on the virtio root disk (ext4), not tmpfs.
 GUEST_DISK_DIR: Final = "/var/tmp/isobench"
 #: Floor for `vagrant up` in prepare(): the first boot also uploads the box into the pool.
 UP_TIMEOUT_FLOOR: Final = 600.0
+#: Workload kinds measured on a fresh VM per repetition (no VM kept by prepare()).
+FRESH_VM_KINDS: Final = frozenset({"startup", "memory"})
 PROVISION_HINT: Final = "isobench provision  (or: sudo scripts/provision-libvirt.sh)"
 
 
@@ -91,17 +84,6 @@ def limits_prefix(limits: Limits) -> list[str]:
         return []
     scope = ["sudo", "-n", "systemd-run", "--scope", "--quiet", "--uid=vagrant", "--gid=vagrant"]
     return [*scope, *props, "--"]
-
-
-def parse_meminfo(text: str) -> dict[str, int]:
-    """``/proc/meminfo`` lines as bytes (``MemTotal: 1000 kB`` -> 1024000)."""
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        match = re.fullmatch(r"(\w+):\s+(\d+)(?:\s+kB)?\s*", line)
-        if match:
-            value = int(match.group(2))
-            out[match.group(1)] = value * 1024 if line.rstrip().endswith("kB") else value
-    return out
 
 
 def _first_line(text: str) -> str:
@@ -131,11 +113,21 @@ class VagrantBackend:
             self._accel = accel_mod.detect()
         return self._accel
 
+    def _cli(self) -> VagrantCli:
+        """python-vagrant for calls that need no VM (version, plugins)."""
+        root = vms_root()
+        return VagrantCli(root, {**os.environ, "VAGRANT_NO_COLOR": "1"}, root / "vagrant.log")
+
     def _vagrant_libvirt_plugin(self) -> str:
         if self._plugin_line is None:
-            out = run_quiet(["vagrant", "plugin", "list"], 120).stdout
+            try:
+                plugins = self._cli().plugins(timeout=120)
+            except BackendError as exc:
+                self._notes.append(f"`vagrant plugin list` failed: {exc}")
+                plugins = []
             self._plugin_line = next(
-                (ln.strip() for ln in out.splitlines() if "vagrant-libvirt" in ln), ""
+                (f"{name} ({version})" for name, version in plugins if name == "vagrant-libvirt"),
+                "",
             )
         return self._plugin_line
 
@@ -194,8 +186,8 @@ class VagrantBackend:
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
         """Destroy orphans; for non-startup workloads bring up the VM this pair reuses."""
         self._clean_orphans()
-        if scenario.workload.kind == "startup":
-            self._destroy_vm()  # startup boots its own fresh VMs
+        if scenario.workload.kind in FRESH_VM_KINDS:
+            self._destroy_vm()  # these boot a fresh VM per repetition
             return
         # Keyed on the variant only: the runner tears down after each scenario x variant block,
         # so a run gets a fresh VM per pair; a caller without teardowns may share one VM.
@@ -206,9 +198,7 @@ class VagrantBackend:
         vm = VagrantVM(self._spec(variant))
         self._vm, self._vm_key = vm, key
         try:
-            up = vm.vagrant(
-                "up", "--provider=libvirt", timeout=max(scenario.timeout, UP_TIMEOUT_FLOOR)
-            )
+            up = vm.up(timeout=max(scenario.timeout, UP_TIMEOUT_FLOOR))
             vm.load_ssh_config()
             self._vm_facts = self._inspect(vm, up)
         except BaseException:
@@ -224,7 +214,6 @@ class VagrantBackend:
             msg = f"cannot create {GUEST_DISK_DIR} in the guest: {setup.stderr.strip()}"
             raise BackendError(msg)
         walls = [vm.execute(["true"], 30).wall for _ in range(3)]
-        offset, uncertainty = clock_offset(vm)
         info = self.accelerator()
         return {
             "vm_name": vm.name,
@@ -234,8 +223,6 @@ class VagrantBackend:
             "qemu_accel": qemu_accel_of(vm.qemu_pid()),
             "vagrant_up_s": f"{up_seconds:.3f}",
             "ssh_exec_overhead_s": f"{min(walls):.4f}",
-            "clock_offset_s": f"{offset:.6f}",
-            "clock_offset_uncertainty_s": f"{uncertainty:.6f}",
         }
 
     def run(self, repetition: Repetition) -> Outcome:
@@ -243,9 +230,11 @@ class VagrantBackend:
         scenario, workload = repetition.scenario, repetition.scenario.workload
         if workload.kind == "startup":
             self._clean_orphans()
-            fresh = VagrantVM(self._spec(repetition.variant))
+            fresh = VagrantVM(self._spec(repetition.variant), marker=True)
             outcome = measure_startup(fresh, repetition.timeout, log.info)
             return self._with_facts(outcome, {})
+        if isinstance(workload, MemoryWorkload):
+            return self._fresh_memory(repetition, workload)
         if self._vm is None or self._vm_key != repetition.variant.label:
             self.prepare(scenario, repetition.variant)
         vm = self._vm
@@ -257,11 +246,32 @@ class VagrantBackend:
             outcome = run_syscall(execute, GUEST_PROBE, workload, timeout)
         elif workload.kind == "disk":
             outcome = run_disk(execute, workload, GUEST_DISK_DIR, timeout)
-        elif workload.kind == "command":
-            outcome = run_command(execute, workload, timeout)
         else:
-            outcome = measure_memory(vm, workload, prefix, timeout)
+            outcome = run_command(execute, workload, timeout)
         return self._with_facts(outcome, self._vm_facts)
+
+    def _fresh_memory(self, repetition: Repetition, workload: MemoryWorkload) -> Outcome:
+        """Boot a fresh VM, measure it while the probe idles, destroy it (always)."""
+        self._clean_orphans()
+        deadline = time.monotonic() + repetition.timeout
+        vm = VagrantVM(self._spec(repetition.variant))
+        try:
+            vm.up(timeout=repetition.timeout)
+            vm.load_ssh_config()
+            prefix = limits_prefix(repetition.scenario.limits)
+            outcome = measure_memory(vm, workload, prefix, max(1.0, deadline - time.monotonic()))
+            facts = {
+                "vm_name": vm.name,
+                "guest_kernel": vm.execute(["uname", "-r"], 30).stdout.strip(),
+                "qemu_accel": qemu_accel_of(vm.qemu_pid()),
+                "vm_per_repetition": "fresh",
+            }
+        finally:
+            try:
+                vm.destroy()
+            except BackendError as exc:
+                self._notes.append(f"destroying {vm.name} failed: {exc}")
+        return self._with_facts(outcome, facts)
 
     def _with_facts(self, outcome: Outcome, extra: dict[str, str]) -> Outcome:
         info = self.accelerator()
@@ -286,6 +296,12 @@ class VagrantBackend:
         """Leftovers removed and failed clean-ups, for environment.json and the report."""
         return list(self._notes)
 
+    def _vagrant_version(self) -> str | None:
+        try:
+            return f"Vagrant {self._cli().version(timeout=60)}"
+        except BackendError:
+            return None
+
     def environment(self) -> dict[str, Any]:
         """Accelerator evidence and the versions of every layer of the VM stack."""
         info = self.accelerator()
@@ -305,7 +321,7 @@ class VagrantBackend:
             "kvm_pvm": info.kvm_pvm,
             "host_virtualized": info.host_virtualized,
             "nested": info.host_virtualized,
-            "vagrant": _first_line(run_quiet(["vagrant", "--version"], 60).stdout),
+            "vagrant": self._vagrant_version(),
             "vagrant_libvirt": self._vagrant_libvirt_plugin(),
             "libvirt": libvirt.group(1) if libvirt else None,
             "qemu": _first_line(qemu),
@@ -316,59 +332,4 @@ class VagrantBackend:
         }
 
 
-def measure_memory(
-    vm: VagrantVM, workload: MemoryWorkload, prefix: list[str], timeout: float
-) -> Outcome:
-    """Run ``probe idle`` in the guest; while it idles, measure the QEMU process on the host."""
-    pid = vm.qemu_pid()
-    if pid is None:
-        msg = f"no QEMU process found for domain {vm.domain}"
-        raise BackendError(msg)
-    probe = [*prefix, GUEST_PROBE, "idle", str(int(workload.alloc)), f"{workload.idle:g}"]
-    # Print the guest's /proc/meminfo right after the probe's "ready" line, i.e. while it idles.
-    pipeline = f'{" ".join(probe)} | {{ IFS= read -r l; echo "$l"; cat /proc/meminfo; cat; }}'
-    argv = vm.ssh_argv(f"timeout -k 5 {timeout:g} sh -c {shlex.quote(pipeline)}")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout + 20
-    buf, sampled = b"", None
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                msg = f"memory probe in the VM did not finish within {timeout:g} s"
-                raise RepetitionTimeout(msg)
-            if not select.select([proc.stdout], [], [], remaining)[0]:
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            buf += chunk
-            if sampled is None and b"ready_ns=" in buf:
-                sampled = psutil.Process(pid).memory_full_info()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
-    text = buf.decode(errors="replace")
-    if proc.returncode != 0 or sampled is None:
-        msg = f"memory probe in the VM failed (exit {proc.returncode}): {text[-300:]!r}"
-        raise BackendError(msg)
-    kv, meminfo = parse_keyvalues(text), parse_meminfo(text)
-    try:
-        measurements = [
-            Measurement("memory.environment", float(sampled.pss)),
-            Measurement("memory.vmm_pss", float(sampled.pss)),
-            Measurement("memory.vmm_rss", float(sampled.rss), "B"),
-            Measurement("memory.guest_total", float(meminfo["MemTotal"])),
-            Measurement("memory.guest_available", float(meminfo["MemAvailable"])),
-            Measurement("memory.workload_peak", float(kv["peak_rss"])),
-        ]
-    except (KeyError, ValueError) as exc:
-        msg = f"unparseable memory probe output: {text[-300:]!r}"
-        raise BackendError(msg) from exc
-    return Outcome(measurements, {"qemu_pid_sampled": str(pid)})
-
-
-__all__ = ["VagrantBackend", "limits_prefix", "parse_meminfo", "variant_label"]
+__all__ = ["VagrantBackend", "limits_prefix", "variant_label"]

@@ -1,13 +1,13 @@
-"""One Vagrant-managed VM: its directory, the `vagrant` CLI with timeouts, SSH, its QEMU process.
+"""One Vagrant-managed VM: its directory, the Vagrant calls, SSH, its QEMU process.
 
 Every VM gets its own directory ``<cache>/vagrant/<name>/`` holding a copy of the top-level
 ``Vagrantfile``, Vagrant's ``.vagrant`` state, the CLI log and the SSH settings; ``vagrant`` runs
 with ``VAGRANT_CWD`` pointing there and ``ISOBENCH_*`` variables configuring the file. So several
 VMs (one per size variant) can exist side by side, and an orphan can be handled by hand.
 
-The ``vagrant`` CLI is driven with :mod:`subprocess` rather than python-vagrant: python-vagrant
-has no timeouts and hides the child process, and the harness needs both (a hung ``vagrant up``
-is killed, and the start instant of ``up`` is the reference of every startup phase).
+Vagrant is driven through python-vagrant (up, halt, destroy, status, ssh-config), each call under
+the harness's watchdog (:mod:`.cli`). Commands in the guest run over plain ``ssh`` with the
+options ``vagrant ssh-config`` printed, never ``vagrant ssh`` (~3 s of Ruby start-up per call).
 
 Names are ``isobench-<pid>-<token>`` (libvirt domain ``<name>_default``); the VM's directory
 holds an owner file (:mod:`bench.ownership`). :func:`destroy_orphans` removes domains, volumes
@@ -16,7 +16,6 @@ and directories whose owner is provably dead, and lists those it cannot prove ar
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -34,9 +33,10 @@ import psutil
 
 from bench import ownership
 from bench.backends.vagrant.accel import qemu_cmdline_accel
+from bench.backends.vagrant.cli import VagrantCli, VagrantError
 from bench.ownership import Leftover, Verdict, read_owner_file, remove_tree, write_owner_file
 from bench.paths import REPO_ROOT, cache_dir
-from bench.values import BackendError, RepetitionTimeout
+from bench.values import RepetitionTimeout
 from bench.workloads import ExecResult
 
 PREFIX: Final = "isobench-"
@@ -56,10 +56,6 @@ SSH_OPTIONS: Final = (
     "-o", "ConnectTimeout=10",
     "-o", "ServerAliveInterval=10",
 )  # fmt: skip
-
-
-class VagrantError(BackendError):
-    """A vagrant/virsh call failed; the message carries the tail of its output."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +109,6 @@ def insecure_private_key() -> Path:
     raise FileNotFoundError(msg)
 
 
-def _tail(path: Path, limit: int = 800) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    # Vagrant's box upload progress is thousands of "\rProgress: N%" fragments: drop them.
-    lines = [ln for ln in re.split(r"[\r\n]+", text) if ln.strip() and "Progress:" not in ln]
-    return "\n".join(lines)[-limit:]
-
-
 def run_quiet(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
     """Run a short host command, never raising on failure or a missing binary."""
     try:
@@ -136,7 +122,7 @@ def run_quiet(argv: Sequence[str], timeout: float) -> subprocess.CompletedProces
 class VagrantVM:
     """A VM in its own Vagrant directory (created lazily by :meth:`up`)."""
 
-    def __init__(self, spec: VmSpec, root: Path | None = None) -> None:
+    def __init__(self, spec: VmSpec, root: Path | None = None, *, marker: bool = False) -> None:
         self.spec = spec
         self.name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
         self.domain = f"{self.name}_default"
@@ -148,14 +134,16 @@ class VagrantVM:
         shutil.copyfile(insecure_private_key(), self.key)
         self.key.chmod(0o600)  # ssh refuses a group/world-readable private key
         self.log = self.dir / "vagrant.log"
+        #: The readiness channel's host socket (the Vagrantfile adds the channel when set).
+        self.marker_socket = self.dir / "marker.sock" if marker else None
+        self.cli = VagrantCli(self.dir, self.env(), self.log)
         self.ssh_options: dict[str, str] | None = None
-        self.created = False
 
-    # --- vagrant CLI --------------------------------------------------------------------------
+    # --- vagrant CLI (python-vagrant under the watchdog, see .cli) --------------------------
 
     def env(self) -> dict[str, str]:
         """Environment of every vagrant call for this VM."""
-        return {
+        env = {
             **os.environ,
             "VAGRANT_CWD": str(self.dir),
             "VAGRANT_NO_COLOR": "1",
@@ -166,70 +154,27 @@ class VagrantVM:
             "ISOBENCH_MEMORY_MB": str(self.spec.memory_mb),
             "ISOBENCH_ACCEL": self.spec.accel,
         }
+        if self.marker_socket is not None:
+            env["ISOBENCH_MARKER_SOCKET"] = str(self.marker_socket)
+        return env
 
-    def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``vagrant ARGS`` in this VM's directory, output appended to the log."""
-        with self.log.open("ab") as log:
-            log.write(f"\n$ vagrant {' '.join(args)}  # {time.ctime()}\n".encode())
-            log.flush()
-            return subprocess.Popen(
-                ["vagrant", *args],
-                cwd=self.dir,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # so a timeout kills vagrant's children too
-            )
-
-    def wait(self, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
-        """Wait for a vagrant process; kill it and raise RepetitionTimeout past ``timeout``."""
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            msg = f"`vagrant {what}` did not finish within {timeout:g} s"
-            raise RepetitionTimeout(msg) from None
-        except BaseException:
-            # Ctrl-C: vagrant runs in its own session and did not get the SIGINT; stop it
-            # before anyone tries `vagrant destroy` (which would wait on its machine lock).
-            kill_group(proc)
-            raise
-        if code != 0:
-            msg = f"`vagrant {what}` failed (exit {code}): {_tail(self.log)}"
-            raise VagrantError(msg)
-
-    def vagrant(self, *args: str, timeout: float) -> float:
-        """Run ``vagrant ARGS`` to completion; return its wall time in seconds."""
+    def up(self, timeout: float) -> float:
+        """``vagrant up --provider=libvirt``; return its wall time in seconds."""
         start = time.monotonic()
-        self.wait(self.popen(*args), " ".join(args), timeout)
+        self.cli.up(timeout)
         return time.monotonic() - start
 
-    def vagrant_output(self, *args: str, timeout: float) -> str:
-        """Run ``vagrant ARGS`` and return its stdout."""
-        try:
-            proc = subprocess.run(
-                ["vagrant", *args],
-                cwd=self.dir,
-                env=self.env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            msg = f"`vagrant {' '.join(args)}` did not finish within {timeout:g} s"
-            raise RepetitionTimeout(msg) from None
-        if proc.returncode != 0:
-            msg = f"`vagrant {' '.join(args)}` failed: {proc.stderr.strip()[-600:]}"
-            raise VagrantError(msg)
-        return proc.stdout
+    def halt(self, timeout: float) -> float:
+        """``vagrant halt``; return its wall time in seconds."""
+        start = time.monotonic()
+        self.cli.halt(timeout)
+        return time.monotonic() - start
 
     # --- SSH ----------------------------------------------------------------------------------
 
     def load_ssh_config(self, timeout: float = 60.0) -> dict[str, str]:
         """Ask Vagrant once for the SSH settings (``vagrant ssh-config``) and keep them."""
-        text = self.vagrant_output("ssh-config", timeout=timeout)
+        text = self.cli.ssh_config(timeout)
         self.ssh_options = parse_ssh_config(text)
         (self.dir / "ssh_config").write_text(text)
         return self.ssh_options
@@ -298,19 +243,13 @@ class VagrantVM:
         """``vagrant destroy -f`` (falls back to virsh); return the vagrant call's wall time."""
         self.close_ssh()
         try:
-            return self.vagrant("destroy", "-f", timeout=timeout)
+            start = time.monotonic()
+            self.cli.destroy(timeout)
+            return time.monotonic() - start
         finally:
             if domain_exists(self.domain):
                 force_remove_domain(self.domain)
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a process started with ``start_new_session`` and everything in its group."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, 9)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(10)
 
 
 def domain_qemu_pid(domain: str) -> int | None:
