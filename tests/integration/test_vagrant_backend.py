@@ -1,12 +1,14 @@
 """The Vagrant backend on a REAL VM (vagrant-libvirt; TCG on hosts without a working KVM).
 
-Boots two VMs in all: one fresh VM for the startup workload (that workload is defined as a
-fresh boot per repetition, halted and destroyed inside the repetition), and ONE shared VM,
-module-scoped, on which every other workload kind runs once with tiny parameters.
+Boots three VMs in all: one fresh VM for the startup workload and one for the memory workload
+(both are defined as a fresh boot per repetition, destroyed inside the repetition), and ONE
+shared VM, module-scoped, on which syscall, disk and command run once with tiny parameters (and
+QEMU's PSS is cross-checked against smem). The watchdog test kills `vagrant up` without a boot.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -17,8 +19,13 @@ import pytest
 from bench import backends
 from bench.backends.base import Repetition
 from bench.backends.vagrant.backend import VagrantBackend
-from bench.backends.vagrant.vm import parse_vol_list
+from bench.backends.vagrant.memory import MIB, sample_qemu
+from bench.backends.vagrant.vm import VagrantVM, parse_vol_list
+from bench.results import load
+from bench.run.runner import execute_run, plan
+from bench.scenario.loader import LoadedScenario
 from bench.scenario.model import Scenario, parse_scenario
+from bench.values import Availability, RepetitionTimeout
 from bench.workloads import CONTRACT
 from tests.engines import skip_or_fail
 
@@ -34,18 +41,20 @@ WORKLOADS = {
 }
 
 
+def scenario_data(kind: str, timeout: float = TIMEOUT) -> dict[str, object]:
+    return {
+        "format_version": 1,
+        "name": f"vagrant-it-{kind}",
+        "workload": WORKLOADS[kind],
+        "backends": ["vagrant"],
+        "repeat": 1,
+        "warmup": 0,
+        "timeout": timeout,
+    }
+
+
 def scenario(kind: str) -> Scenario:
-    return parse_scenario(
-        {
-            "format_version": 1,
-            "name": f"vagrant-it-{kind}",
-            "workload": WORKLOADS[kind],
-            "backends": ["vagrant"],
-            "repeat": 1,
-            "warmup": 0,
-            "timeout": TIMEOUT,
-        }
-    )
+    return parse_scenario(scenario_data(kind))
 
 
 def own_leftovers() -> list[str]:
@@ -100,7 +109,7 @@ def check_guest_kernel(facts) -> None:
     assert facts["guest_kernel"] != platform.release(), "the guest must boot its own kernel"
 
 
-def test_startup_phases_on_a_fresh_vm(backend, tmp_path):
+def test_startup_phases_come_from_the_guest_marker(backend, tmp_path):
     variant, outcome = run_once(backend, "startup", tmp_path)
     values = {m.metric: m.value for m in outcome.measurements}
     for metric in (
@@ -112,20 +121,70 @@ def test_startup_phases_on_a_fresh_vm(backend, tmp_path):
         "startup.userspace",
         "startup.halt",
         "startup.destroy",
+        "startup.vagrant_cli",
     ):
         assert metric in values, metric
         assert values[metric] > 0, metric
-    # Host-observed phases happen in this order after `vagrant up` is issued.
-    assert values["startup.domain"] < values["startup.ssh"] < values["startup.ready"]
-    assert values["startup.ready"] < values["startup.total"]
-    assert values["startup.domain"] < values["startup.up"]
-    assert float(outcome.facts["clock_offset_uncertainty_s"]) < 0.5
+    assert outcome.facts["ready_source"].startswith("virtio-serial marker")
+    # Every marker phase lies in [launch, exit] and in boot order; the VM exited during halt.
+    vm_exit = float(outcome.facts["vm_exit_s"])
+    assert 0 < values["startup.domain"] < values["startup.ready"]
+    assert values["startup.ready"] <= values["startup.total"] <= values["startup.ssh"] < vm_exit
+    # The guest was ready before Vagrant's own SSH check let `vagrant up` return.
+    assert values["startup.ready"] < values["startup.up"] < vm_exit
+    assert "clock_offset_s" not in outcome.facts
     check_accelerator(backend, variant, outcome.facts)
     check_guest_kernel(outcome.facts)
     assert own_leftovers() == [], "a startup repetition must destroy its VM"
 
 
-@pytest.mark.parametrize("kind", ["syscall", "disk", "memory", "command"])
+def test_an_absurd_up_timeout_is_a_timeout_row_and_leaves_no_domain(backend, tmp_path):
+    # Through the real runner: the watchdog kills `vagrant up`, the row says why.
+    data = scenario_data("startup", timeout=1)
+    path = tmp_path / "startup.yaml"
+    path.write_text(json.dumps(data))
+    loaded = LoadedScenario(parse_scenario(data), path, path.read_text())
+    items = plan([loaded.scenario], {"vagrant": backend})
+    result = execute_run(
+        [loaded], items, {"vagrant": backend}, {"vagrant": Availability(True)}, tmp_path / "out"
+    )
+    rows = load([result.run_dir])
+    assert set(rows["status"]) == {"timeout"}
+    assert set(rows["metric"]) == set(CONTRACT["startup"])
+    assert rows["reason"].str.contains("`vagrant up` did not finish within 1 s").all()
+    assert own_leftovers() == []
+
+
+def test_up_killed_mid_creation_leaves_no_domain(backend):
+    # Long enough for vagrant-libvirt to be creating volumes/the domain, far too short to boot.
+    vm = VagrantVM(backend._spec(backend.variants(scenario("syscall"))[0]))
+    try:
+        with pytest.raises(RepetitionTimeout, match="killed by the watchdog"):
+            vm.up(timeout=25)
+    finally:
+        vm.destroy()
+    assert own_leftovers() == []
+
+
+def test_memory_on_a_fresh_vm(backend, tmp_path):
+    variant, outcome = run_once(backend, "memory", tmp_path)
+    values = {m.metric: m.value for m in outcome.measurements}
+    for metric in (*CONTRACT["memory"], "memory.environment", "memory.vm_configured"):
+        assert values[metric] > 0, metric
+    configured = int(variant.params["memory"]) * MIB
+    assert values["memory.vm_configured"] == configured
+    # Guest RAM backed on the host: at least the 16 MiB the probe touched, at most all of it.
+    assert values["memory.workload_peak"] <= values["memory.guest_touched"] <= configured
+    # The whole QEMU process holds the touched guest RAM plus QEMU itself.
+    assert values["memory.environment"] >= values["memory.guest_touched"]
+    assert 0 < values["memory.guest_available"] < values["memory.guest_total"] <= configured
+    assert outcome.facts["vm_per_repetition"] == "fresh"
+    check_accelerator(backend, variant, outcome.facts)
+    check_guest_kernel(outcome.facts)
+    assert own_leftovers() == [], "a memory repetition must destroy its VM"
+
+
+@pytest.mark.parametrize("kind", ["syscall", "disk", "command"])
 def test_workloads_on_the_shared_vm(backend, kind, tmp_path):
     variant, outcome = run_once(backend, kind, tmp_path)
     values = {m.metric: m.value for m in outcome.measurements}
@@ -134,8 +193,32 @@ def test_workloads_on_the_shared_vm(backend, kind, tmp_path):
         assert values[metric] > 0, metric
     check_accelerator(backend, variant, outcome.facts)
     check_guest_kernel(outcome.facts)
-    if kind == "memory":
-        # The VMM holds at least what the guest's workload touched.
-        assert values["memory.vmm_pss"] >= values["memory.workload_peak"]
-        assert 0 < values["memory.guest_available"] < values["memory.guest_total"]
-        assert values["memory.guest_total"] <= 1024 * 1024 * 1024
+
+
+def smem_pss(pid: int) -> int:
+    """PSS of ``pid`` according to smem (which sums /proc/PID/smaps itself), in bytes."""
+    out = subprocess.run(
+        ["smem", "-c", "pid pss", "-P", "qemu-system"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    for line in out.splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == str(pid):
+            return int(fields[1]) * 1024
+    raise AssertionError(f"smem lists no qemu process {pid}: {out}")
+
+
+def test_qemu_pss_matches_smem(backend, tmp_path):
+    if not any(Path(d, "smem").exists() for d in os.environ["PATH"].split(":")):
+        skip_or_fail("smem is not installed")
+    run_once(backend, "syscall", tmp_path)  # the shared VM is up
+    vm = backend._vm
+    assert vm is not None
+    pid = vm.qemu_pid()
+    assert pid is not None
+    ours = sample_qemu(pid, vm.spec.memory_mb * MIB).pss
+    theirs = smem_pss(pid)
+    assert abs(ours - theirs) <= 0.05 * theirs, (ours, theirs)
