@@ -193,6 +193,10 @@ def test_workloads_on_the_shared_vm(backend, kind, tmp_path):
         assert values[metric] > 0, metric
     check_accelerator(backend, variant, outcome.facts)
     check_guest_kernel(outcome.facts)
+    if kind == "disk":
+        # The fio file's home on the host is the domain's disk image, with its filesystem.
+        assert outcome.facts["disk_host_path"].endswith("_default.img")
+        assert outcome.facts["disk_host_fs_dev"]
 
 
 def smem_pss(pid: int) -> int:
@@ -219,6 +223,6 @@ def test_qemu_pss_matches_smem(backend, tmp_path):
     assert vm is not None
     pid = vm.qemu_pid()
     assert pid is not None
-    ours = sample_qemu(pid, vm.spec.memory_mb * MIB).pss
+    ours = sample_qemu(pid, vm.spec.memory_mb * MIB).environment.pss
     theirs = smem_pss(pid)
     assert abs(ours - theirs) <= 0.05 * theirs, (ours, theirs)

@@ -13,12 +13,7 @@ from bench.backends.vagrant.marker import (
     split_lines,
     startup_phases,
 )
-from bench.backends.vagrant.memory import (
-    guest_ram_mapping,
-    parse_meminfo,
-    parse_smaps,
-    parse_smaps_rollup,
-)
+from bench.backends.vagrant.memory import guest_ram_mapping, parse_meminfo, parse_smaps
 from bench.backends.vagrant.startup import parse_systemd_analyze, parse_timespan
 from bench.backends.vagrant.vm import DOMAIN_RE, parse_ssh_config, parse_vol_list
 from bench.envbuild import box as box_mod
@@ -102,6 +97,8 @@ def test_variant_label_lists_accelerator_and_size_in_mib():
     variant = variant_label("tcg", 2, 1024 * 1024 * 1024)
     assert variant.label == "accel=tcg,cpus=2,memory=1024"
     assert variant.params == {"accel": "tcg", "cpus": "2", "memory": "1024"}
+    buffered = variant_label("tcg", 2, 1024 * 1024 * 1024, {"direct": "off"})
+    assert buffered.label == "accel=tcg,cpus=2,memory=1024,direct=off"
 
 
 def test_limits_prefix():
@@ -244,14 +241,6 @@ def test_box_hash_covers_the_guest_files(monkeypatch):
 
 # --- QEMU's memory (literal /proc text) ---------------------------------------------------------
 
-SMAPS_ROLLUP = """\
-55d0c8a4b000-7ffd8a1f5000 ---p 00000000 00:00 0                          [rollup]
-Rss:              511820 kB
-Pss:              505024 kB
-Pss_Anon:         473544 kB
-Anonymous:        473544 kB
-"""
-
 SMAPS = """\
 55d0c8a4b000-55d0c8c4b000 r--p 00000000 08:01 1234   /usr/bin/qemu-system-x86_64
 Size:               2048 kB
@@ -273,12 +262,6 @@ Size:                132 kB
 Rss:                  40 kB
 Pss:                  40 kB
 """
-
-
-def test_parse_smaps_rollup():
-    rollup = parse_smaps_rollup(SMAPS_ROLLUP)
-    assert rollup["Pss"] == 505024 * 1024
-    assert rollup["Rss"] == 511820 * 1024
 
 
 def test_guest_ram_is_the_anonymous_mapping_as_large_as_the_configured_ram():

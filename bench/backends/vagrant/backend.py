@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 from typing import Any, Final
 
 from bench.backends.base import Repetition
@@ -40,7 +41,7 @@ from bench.backends.vagrant.vm import (
     vms_root,
 )
 from bench.envbuild import box as box_mod
-from bench.scenario.model import Limits, MemoryWorkload, Scenario
+from bench.scenario.model import DiskWorkload, Limits, MemoryWorkload, Scenario
 from bench.values import (
     Availability,
     BackendError,
@@ -51,6 +52,8 @@ from bench.values import (
 from bench.workloads import (
     GUEST_PROBE,
     Executor,
+    disk_placement,
+    disk_variant,
     run_command,
     run_disk,
     run_syscall,
@@ -68,9 +71,12 @@ FRESH_VM_KINDS: Final = frozenset({"startup", "memory"})
 PROVISION_HINT: Final = "isobench provision  (or: sudo scripts/provision-libvirt.sh)"
 
 
-def variant_label(accelerator: str, cpus: int, memory_bytes: int) -> Variant:
-    """The variant of one VM size under ``accelerator``."""
-    return Variant.of(accel=accelerator, cpus=str(cpus), memory=str(memory_bytes // MIB))
+def variant_label(
+    accelerator: str, cpus: int, memory_bytes: int, extra: dict[str, str] | None = None
+) -> Variant:
+    """The variant of one VM size under ``accelerator`` (``extra``: e.g. ``direct=off``)."""
+    size = {"cpus": str(cpus), "memory": str(memory_bytes // MIB)}
+    return Variant.of(accel=accelerator, **size, **(extra or {}))
 
 
 def limits_prefix(limits: Limits) -> list[str]:
@@ -155,8 +161,10 @@ class VagrantBackend:
     def variants(self, scenario: Scenario) -> list[Variant]:
         """One variant per VM size, labelled with the accelerator."""
         accelerator = self.accelerator().accelerator
+        workload = scenario.workload
+        extra = disk_variant(workload) if isinstance(workload, DiskWorkload) else {}
         return [
-            variant_label(accelerator, size.cpus, int(size.memory))
+            variant_label(accelerator, size.cpus, int(size.memory), extra)
             for size in scenario.vagrant.sizes
         ]
 
@@ -246,9 +254,19 @@ class VagrantBackend:
             outcome = run_syscall(execute, GUEST_PROBE, workload, timeout)
         elif workload.kind == "disk":
             outcome = run_disk(execute, workload, GUEST_DISK_DIR, timeout)
+            outcome = Outcome(outcome.measurements, {**outcome.facts, **self._disk_facts(vm)})
         else:
             outcome = run_command(execute, workload, timeout)
         return self._with_facts(outcome, self._vm_facts)
+
+    def _disk_facts(self, vm: VagrantVM) -> dict[str, str]:
+        """Where the guest's disk (the fio file's home) lives on the host: the domain's image."""
+        image = run_quiet([*VIRSH, "vol-path", "--pool", "default", f"{vm.domain}.img"], 30)
+        path = image.stdout.strip()
+        if image.returncode != 0 or not path:
+            self._notes.append(f"disk image of {vm.domain} not found: {image.stderr.strip()}")
+            return {}
+        return disk_placement(Path(path))
 
     def _fresh_memory(self, repetition: Repetition, workload: MemoryWorkload) -> Outcome:
         """Boot a fresh VM, measure it while the probe idles, destroy it (always)."""

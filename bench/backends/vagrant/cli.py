@@ -11,6 +11,12 @@ is stopped. The killed call raises ``CalledProcessError``, reported as
 
 Output goes through python-vagrant's ``out_cm``/``err_cm`` into the directory's log file; the
 environment through its ``env``.
+
+Why not :mod:`bench.procgroup`'s group kill: python-vagrant starts ``vagrant`` in the harness's
+own process group (it offers no ``start_new_session``), so a group kill would hit the harness;
+the working directory is what identifies the tree. psutil checks each process's start time
+before signalling it, so a reused pid is never hit. Not registered with the reaper: if the
+harness itself is SIGKILLed mid-call, the next run's orphan sweep removes the VM.
 """
 
 from __future__ import annotations

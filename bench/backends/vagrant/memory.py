@@ -1,8 +1,9 @@
 """The VM memory workload: what the whole VM costs on the host while the guest's probe idles.
 
-One definition for every backend: ``memory.environment`` is the PSS summed over the
-environment's host processes, read from ``/proc/PID/smaps_rollup``; for a VM that is the QEMU
-process of its domain (libvirt's daemons are shared by every VM and are not counted). Each
+One definition for every backend (:mod:`bench.workloads.hostmem`): ``memory.environment`` is
+the PSS summed over the environment's host processes, read from ``/proc/PID/smaps_rollup``; for
+a VM those are the QEMU process of its domain and its descendants (libvirt's daemons are shared
+by every VM and are not counted). Each
 repetition boots a FRESH VM (the caller's job), so the figure is not inflated by guest RAM a
 previous repetition touched.
 
@@ -29,6 +30,7 @@ from bench.backends.vagrant.vm import VagrantVM
 from bench.scenario.model import MemoryWorkload
 from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
+from bench.workloads.hostmem import EnvironmentMemory, environment_memory, process_tree
 
 MIB: Final = 1024 * 1024
 #: Metric names :func:`measure_memory` emits (startup ones: bench.backends.vagrant.startup).
@@ -70,11 +72,6 @@ def parse_meminfo(text: str) -> dict[str, int]:
             value = int(match.group(2))
             out[match.group(1)] = value * 1024 if line.rstrip().endswith("kB") else value
     return out
-
-
-def parse_smaps_rollup(text: str) -> dict[str, int]:
-    """``/proc/PID/smaps_rollup`` fields in bytes (``Pss: 12 kB`` -> 12288)."""
-    return parse_meminfo(text)  # the "[rollup]" header line matches no field
 
 
 def parse_smaps(text: str) -> list[Mapping]:
@@ -119,20 +116,22 @@ def guest_ram_mapping(mappings: list[Mapping], configured: int) -> Mapping | Non
 class HostSample:
     """QEMU's memory on the host at one instant."""
 
-    pss: int
+    environment: EnvironmentMemory
     guest_ram: Mapping | None
 
 
 def sample_qemu(pid: int, configured: int) -> HostSample:
-    """Read QEMU's smaps_rollup (PSS) and smaps (the guest-RAM mapping) now."""
-    proc = Path(f"/proc/{pid}")
+    """QEMU's summed smaps_rollup (the environment) and, from its smaps, the guest-RAM mapping."""
+    environment = environment_memory(process_tree(pid))
     try:
-        rollup = parse_smaps_rollup((proc / "smaps_rollup").read_text())
-        mappings = parse_smaps((proc / "smaps").read_text())
+        mappings = parse_smaps(Path(f"/proc/{pid}/smaps").read_text())
     except OSError as exc:
         msg = f"cannot read QEMU's memory maps (pid {pid}): {exc}"
         raise BackendError(msg) from exc
-    return HostSample(rollup["Pss"], guest_ram_mapping(mappings, configured))
+    if pid not in environment.pids:
+        msg = f"QEMU (pid {pid}) exited while its memory was measured"
+        raise BackendError(msg)
+    return HostSample(environment, guest_ram_mapping(mappings, configured))
 
 
 def _run_idle_probe(
@@ -189,8 +188,7 @@ def measure_memory(
         raise BackendError(msg)
     try:
         measurements = [
-            Measurement("memory.environment", float(sample.pss), "B"),
-            Measurement("memory.overhead", float(sample.pss)),
+            Measurement("memory.environment", float(sample.environment.pss), "B"),
             Measurement("memory.vm_configured", float(configured), "B"),
             Measurement("memory.guest_touched", float(sample.guest_ram.rss), "B"),
             Measurement("memory.guest_total", float(meminfo["MemTotal"])),
@@ -201,8 +199,8 @@ def measure_memory(
         msg = f"unparseable memory probe output: {text[-300:]!r}"
         raise BackendError(msg) from exc
     facts = {
+        **sample.environment.facts(),
         "qemu_pid_sampled": str(pid),
-        "memory_environment_source": f"PSS of /proc/{pid}/smaps_rollup (the QEMU process)",
         "guest_ram_mapping": f"{sample.guest_ram.start:x}-{sample.guest_ram.end:x}",
     }
     return Outcome(measurements, facts)
