@@ -29,17 +29,20 @@ def test_docker_stack_uses_start_minus_create_and_ends_at_the_total() -> None:
     assert old + DOCKER["startup.remove"] > DOCKER["startup.total"]
 
 
-def test_vm_phases_leave_the_unexplained_part_as_other() -> None:
+def test_vm_phases_partition_the_host_timeline_up_to_the_total() -> None:
+    # Figures of a real TCG boot: host instants from launch (guest markers) + guest durations.
     vm = {
-        "startup.domain": 4.8,
-        "startup.kernel": 3.1,
-        "startup.userspace": 21.0,
-        "startup.ssh": 33.0,  # cumulative and overlapping the others: never stacked
-        "startup.total": 37.0,
+        "startup.domain": 9.2,
+        "startup.ready": 96.58,
+        "startup.total": 96.64,
+        "startup.kernel": 31.9,  # guest-side durations: userspace ends after the ready marker,
+        "startup.userspace": 81.6,  # so they are not phases of startup.total
+        "startup.ssh": 112.1,  # after the total: never stacked
     }
     segments = plots.phase_segments(vm)
-    assert [name for name, _ in segments] == ["domain", "kernel", "userspace", "other"]
-    assert dict(segments)["other"] == pytest.approx(37.0 - 28.9)
+    assert [name for name, _ in segments] == ["domain", "guest boot", "probe", "other"]
+    assert dict(segments)["guest boot"] == pytest.approx(96.58 - 9.2)
+    assert sum(width for _, width in segments) == pytest.approx(96.64)
 
 
 def test_phases_that_overshoot_the_total_are_not_stacked() -> None:
