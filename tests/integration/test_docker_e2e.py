@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import docker
 import pytest
 
-from bench.backends.docker.support import LABEL, owner_token
+from bench import ownership
+from bench.backends.docker.support import LABEL, OWNER_LABEL
 from bench.cli import main
 from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
 from bench.results import load
@@ -55,7 +55,7 @@ def client() -> docker.DockerClient:
 
 def ours(client: docker.DockerClient) -> list[str]:
     """Containers owned by this (test) process."""
-    mine = f"isobench.owner={owner_token(os.getpid())}"
+    mine = f"{OWNER_LABEL}={ownership.current().token}"
     return [
         c.name or ""
         for c in client.containers.list(all=True, filters={"label": [f"{LABEL}=1", mine]})
