@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from bench import __version__
 
@@ -14,6 +15,7 @@ from bench import __version__
 #: parser and sets ``func`` (a callable taking the parsed args and returning an exit status).
 COMMANDS: Final = (
     "run",
+    "plan",
     "validate",
     "report",
     "compare",
@@ -54,13 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"bench.commands.{name}")
         module.register(sub)
+    _remember_parsers(sub)
     return parser
+
+
+def _remember_parsers(action: Any) -> None:
+    """Give every (sub)subcommand's namespace its own parser, for errors under its usage."""
+    for child in action.choices.values():
+        child.set_defaults(usage_parser=child)
+        for nested in child._actions:
+            if isinstance(nested, argparse._SubParsersAction):
+                _remember_parsers(nested)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``isobench`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if "_ARGCOMPLETE" in os.environ:  # shell completion: only when the shell asks
+        import argcomplete  # noqa: PLC0415
+
+        argcomplete.autocomplete(parser)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse would print these under the top-level usage; show the subcommand's
+        where = getattr(args, "usage_parser", parser)
+        where.error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

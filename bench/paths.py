@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resource(name: str) -> Path:
+    """A file shipped with the package: ``Vagrantfile``, ``scripts/provision``, ...
+
+    In a checkout, ``bench/resources/`` holds symlinks to the top-level files (the ones a
+    reader sees and edits); an installed wheel holds copies of them. Either way this is a
+    real path on disk (Vagrant and bash need one). FileNotFoundError names what is missing.
+    """
+    path = Path(str(resources.files("bench") / "resources" / name))
+    if not path.exists():
+        msg = f"{name} is not part of this isobench installation (looked in {path.parent})"
+        raise FileNotFoundError(msg)
+    return path
 
 
 def cache_dir() -> Path:
@@ -22,9 +37,9 @@ def cache_dir() -> Path:
 
 
 def scenarios_dir() -> Path:
-    """The default scenario directory (``scenarios/`` of the checkout, or cwd's)."""
-    local = Path.cwd() / "scenarios"
-    return local if local.is_dir() else REPO_ROOT / "scenarios"
+    """The default scenario directory: ``scenarios/`` under the current directory, only."""
+
+    return Path.cwd() / "scenarios"
 
 
 def results_dir() -> Path:

@@ -21,6 +21,12 @@ def register(sub: Any) -> None:
         description="List every registered backend with its availability on this host, the "
         "reason when it is unavailable and the command that enables it. Exit status 0 even "
         "when some are unavailable.",
+        epilog="""\
+examples:
+  isobench backends                       a table (plain text when piped)
+  isobench backends --json | jq '.docker'
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)

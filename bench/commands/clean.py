@@ -25,6 +25,12 @@ def register(sub: Any) -> None:
         "clean",
         help="list leftovers of killed runs; remove those provably ours with --yes",
         description=EXPLAIN,
+        epilog="""\
+examples:
+  isobench clean                   list leftovers and whose they are; remove nothing
+  isobench clean --yes             remove those of this host whose owner is dead
+  isobench clean --json | jq '.leftovers[] | select(.action == "would remove")'
+""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -26,6 +26,21 @@ def register(sub: Any) -> None:
         "test gives p < 0.05 after Benjamini-Hochberg adjustment across the comparisons. "
         "Exit 1 on a significant regression, 0 otherwise, 2 on bad input (including a run "
         "that did not complete: interrupted, killed, still running).",
+        epilog="""\
+Both runs' sample counts (measured, warm-up, failed, skipped) are printed on stderr, the
+same count `run` and `report` print.
+
+examples:
+  isobench compare results/BASE results/NEW                    text table, gate on 5%
+  isobench compare results/BASE results/NEW --threshold 10% --format markdown -o cmp.md
+
+exit status:
+  0    no significant regression beyond the threshold
+  1    at least one significant regression
+  2    bad input: missing run directory, unreadable samples, an incomplete run, changed
+       scenarios, a bad option
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("base", type=Path, metavar="BASE_RUN")
     parser.add_argument("new", type=Path, metavar="NEW_RUN")
@@ -70,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if _refuse_incomplete(runs, allow=args.allow_incomplete):
         return 2
     base, new = runs[0].frame, runs[1].frame
+    for label, frame in (("base", base), ("new", new)):
+        print(f"{label}: {results.count_frame(frame).describe()}", file=sys.stderr)
     mismatches = compare.hash_mismatches(base, new)
     if mismatches:
         for mismatch in mismatches:
@@ -161,7 +178,7 @@ def render(table: Any, fmt_name: str, threshold: float) -> str:
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
         ]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        lines += ["| " + " | ".join(fmt.markdown_cell(c) for c in row) + " |" for row in rows]
         return "\n".join(lines) + "\n"
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]

@@ -22,6 +22,16 @@ def register(sub: Any) -> None:
             "Vagrant box isobench/debian12-<hash>, so container and VM run an identical "
             "userland. Everything is content-hashed and rebuilt only when inputs change."
         ),
+        epilog="""\
+The rootfs is built from the Debian mirror configured in this host's apt sources
+(/etc/apt/sources.list.d/*.sources or /etc/apt/sources.list); nothing else is contacted.
+
+examples:
+  isobench env status                 built / stale / missing, per artefact
+  isobench env build                  build what is missing or stale
+  isobench env build --only image     only the Docker image (and the rootfs it needs)
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="env_action", metavar="ACTION")
     build = actions.add_parser("build", help="build (or reuse) rootfs, image and box")
@@ -33,7 +43,14 @@ def register(sub: Any) -> None:
     )
     build.add_argument("--force", action="store_true", help="rebuild the rootfs even if cached")
     build.set_defaults(func=run_build)
-    status = actions.add_parser("status", help="show the current content hashes")
+    status = actions.add_parser(
+        "status",
+        help="per artefact: built, stale (older inputs) or missing",
+        description="For the rootfs, the Docker image and the Vagrant box: built (the "
+        "current content hash is present), stale (only a build of older inputs is: run "
+        "`isobench env build`), missing, or unknown (engine unreachable); then the tools "
+        "found and each backend's availability.",
+    )
     status.set_defaults(func=run_status)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
 
@@ -72,17 +89,52 @@ def run_build(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def run_status(_args: argparse.Namespace) -> int:
-    """Print the content hashes, whether each artifact is built, and the tools found."""
-    from bench.envbuild import box, rootfs  # noqa: PLC0415
+def _artefacts() -> list[tuple[str, str, str, str]]:
+    """(artefact, state, current name, detail) for rootfs, image and box.
 
-    digest = rootfs.rootfs_hash()
+    state: ``built`` (the current content hash is present), ``stale`` (only an older build
+    is: inputs changed since, ``isobench env build`` rebuilds), ``missing`` (none at all),
+    ``unknown`` (the engine cannot be asked).
+    """
+    from bench.envbuild import box, image, rootfs  # noqa: PLC0415
+
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        digest = rootfs.rootfs_hash()
+    except (OSError, ValueError) as exc:  # e.g. vagrant's key or the apt mirror not found
+        return [("rootfs", "unknown", "-", str(exc))]
     tree = rootfs.rootfs_path(digest)
-    built = (tree / ".isobench-complete").exists()
-    print(f"rootfs   {'built  ' if built else 'missing'}  {tree}")
-    print(f"image    isobench/debian12:{digest}  (check: docker image inspect)")
+    others = [p.name for p in tree.parent.glob("rootfs-*") if p != tree and p.is_dir()]
+    state = "built" if (tree / ".isobench-complete").exists() else "stale" if others else "missing"
+    rows.append(("rootfs", state, str(tree), ", ".join(others) if state == "stale" else ""))
+    tag = image.image_tag(digest)
+    try:
+        client = image.connect(timeout=5.0)
+        tags = [t for i in client.images.list(image.REPOSITORY) for t in i.tags]
+    except Exception as exc:  # no engine: say so, the rest of the status still prints
+        rows.append(("image", "unknown", tag, image.unreachable_reason(exc)))
+    else:
+        older = [t for t in tags if t != tag]
+        state = "built" if tag in tags else "stale" if older else "missing"
+        rows.append(("image", state, tag, ", ".join(older) if state == "stale" else ""))
     name = box.box_name()
-    print(f"box      {'built  ' if box.box_installed(name) else 'missing'}  {name}")
+    store = box.box_dir(name).parent
+    prefix = box.box_dir(box.BOX_PREFIX).name
+    older = sorted(
+        p.name.replace("-VAGRANTSLASH-", "/")
+        for p in store.glob(f"{prefix}-*")
+        if p.name != box.box_dir(name).name
+    )
+    state = "built" if box.box_installed(name) else "stale" if older else "missing"
+    rows.append(("box", state, name, ", ".join(older) if state == "stale" else ""))
+    return rows
+
+
+def run_status(_args: argparse.Namespace) -> int:
+    """Per artefact built/missing/stale with its name, the tools found, the backends."""
+    for artefact, state, name, detail in _artefacts():
+        extra = f"  (older: {detail})" if state == "stale" else f"  ({detail})" if detail else ""
+        print(f"{artefact:<8} {state:<8} {name}{extra}")
     for tool in ("debootstrap", "docker", "vagrant", "virsh"):
         print(f"{tool:<12} {shutil.which(tool) or 'not installed'}")
     for name, probed in registry.probe().items():

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.commands import common
+
 
 def register(sub: Any) -> None:
     """Add the `export` subcommand."""
@@ -17,10 +19,19 @@ def register(sub: Any) -> None:
         description="Write a run as pytest-benchmark JSON: readable by `pytest-benchmark "
         "compare` and by benchmark-action/github-action-benchmark (tool: pytest). Every "
         "metric is exported lower-is-better: throughputs become seconds per operation.",
+        epilog=f"""\
+examples:
+  isobench export results/RUN                        JSON on stdout
+  isobench export results/RUN -o bench.json          to a file (refused if it exists)
+  isobench export results/RUN -o bench.json --force
+
+{common.EXIT_STATUS}""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run", type=Path, metavar="RUN_DIR")
     parser.add_argument("--format", choices=("pytest-benchmark",), default="pytest-benchmark")
     parser.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     parser.set_defaults(func=run)
 
 
@@ -28,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
     """Write the export; exit 2 on a missing or unreadable run."""
     from bench import export, results  # noqa: PLC0415 - keep CLI start-up light
 
-    if not args.run.is_dir():
-        print(f"isobench export: no such run directory: {args.run}", file=sys.stderr)
-        return 2
+    problem = common.missing_paths(args, [args.run], "run directory")
+    if problem is not None:
+        return problem
+    if args.output is not None and args.output.exists() and not args.force:
+        return common.usage_error(args, f"{args.output} exists; pass --force to overwrite it")
     try:
         loaded = results.read_run(args.run)
     except (FileNotFoundError, ValueError, OSError) as exc:
-        print(f"isobench export: {exc}", file=sys.stderr)
-        return 2
+        return common.failure(args, str(exc), common.USAGE)
     for note in loaded.notes:
         print(f"isobench export: {args.run}: {note}", file=sys.stderr)
     document = export.to_pytest_benchmark(loaded.frame, loaded.environment)
@@ -43,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            return common.failure(args, f"cannot write {args.output}: {exc.strerror or exc}")
         print(args.output)
     return 0

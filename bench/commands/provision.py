@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.paths import REPO_ROOT
+from bench.paths import resource
 
 TARGETS = ("all", "tools", "docker", "podman", "sandbox", "vagrant")
 
@@ -22,8 +22,16 @@ def register(sub: Any) -> None:
             "workload and reference tools, docker.io (+crun) and qemu/libvirt/vagrant/"
             "vagrant-libvirt from the distribution, and start dockerd, virtlogd and libvirtd "
             "by hand when no init system manages them. Each step is announced. Runs "
-            "scripts/provision from the checkout."
+            "the provisioning scripts shipped with isobench (scripts/provision in a checkout)."
         ),
+        epilog="""\
+examples:
+  sudo isobench provision             everything
+  sudo isobench provision docker      docker.io + crun, dockerd
+
+exit status: that of scripts/provision (0 done, 1 failed or not root); 2 unknown target.
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "targets",
@@ -44,11 +52,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    script = REPO_ROOT / "scripts" / "provision"
-    if not script.exists():
-        print(
-            f"isobench provision: {script} not found (run from a source checkout)", file=sys.stderr
-        )
-        return 2
+    try:
+        script = resource("scripts/provision")
+    except FileNotFoundError as exc:
+        print(f"isobench provision: {exc}", file=sys.stderr)
+        return 1
     proc = subprocess.run(["bash", str(script), *args.targets], check=False)
     return proc.returncode

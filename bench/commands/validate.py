@@ -8,17 +8,28 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import paths
+from bench.commands import common
 
 if TYPE_CHECKING:  # pydantic loads only when a file is validated (fast --help)
     from bench.scenario.loader import FileResult
 
-EPILOG = """\
-Each valid file prints "ok NAME (HASH) PATH". Each problem prints
-"PATH:LINE: FIELD: what was expected". Exit status: 0 all valid, 1 any invalid file,
-2 usage error (e.g. a path that does not exist). The format is documented in
-scenarios/README.md.
-"""
+EPILOG = f"""\
+Each valid file prints "ok NAME (HASH) PATH" on stdout. Each problem prints
+"PATH:LINE:COLUMN: FIELD: what was expected" on stderr; --json prints one document with
+path, ok, name, hash and every error's line, column, field and message. Every number is
+checked to be finite and within sane bounds (repeat <= 10,000, timeouts <= a day, ...).
+
+validate guards the FORMAT of a scenario, not its intent: a scenario file is code (a
+`command` workload runs any program as root on the host; docker network `host` shares the
+host's network). Read a scenario before you run it, as you would a Makefile. The format is
+documented in scenarios/README.md.
+
+examples:
+  isobench validate                     every *.yaml under ./scenarios
+  isobench validate my.yaml other/      files and directories
+  isobench validate --json my.yaml | jq '.files[].errors'
+
+{common.EXIT_STATUS}"""
 
 
 def register(sub: Any) -> None:
@@ -35,18 +46,10 @@ def register(sub: Any) -> None:
         nargs="*",
         type=Path,
         metavar="PATH",
-        help="scenario file or directory of *.yaml files (default: scenarios/)",
+        help="scenario file or directory of *.yaml files (default: ./scenarios)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.set_defaults(func=run)
-
-
-def _relative(path: Path) -> Path:
-    """``path`` relative to the working directory when below it (shorter messages)."""
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
 
 
 def _as_json(results: list[FileResult]) -> str:
@@ -66,12 +69,9 @@ def _as_json(results: list[FileResult]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the given files/directories; 0 if all are valid, 1 if not, 2 on usage errors."""
-    given: list[Path] = args.paths or [_relative(paths.scenarios_dir())]
-    missing = [p for p in given if not p.exists()]
-    if missing:
-        for path in missing:
-            print(f"isobench validate: no such file or directory: {path}", file=sys.stderr)
-        return 2
+    given = common.scenario_paths(args, args.paths)
+    if isinstance(given, int):
+        return given
     from bench.scenario.loader import check_paths  # noqa: PLC0415
 
     results = check_paths(given)

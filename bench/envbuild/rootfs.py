@@ -37,7 +37,8 @@ PACKAGES: Final = (
     "linux-image-cloud-amd64",
     "ca-certificates",
 )
-FALLBACK_MIRROR: Final = "http://deb.debian.org/debian"
+#: Where apt keeps its sources; the guest is built from the mirror configured there.
+APT_DIR: Final = Path("/etc/apt")
 VAGRANT_INSECURE_KEYS: Final = (
     "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub",
     "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub",
@@ -46,19 +47,67 @@ VAGRANT_INSECURE_KEYS: Final = (
 Log = Callable[[str], None]
 
 
-def host_mirror() -> str:
-    """The Debian mirror the host's apt uses (so an offline-but-mirrored host works)."""
-    sources = Path("/etc/apt/sources.list.d/debian.sources")
-    if sources.exists():
-        match = re.search(r"^URIs:\s*(\S+/debian)\s*$", sources.read_text(), re.MULTILINE)
-        if match:
-            return match.group(1)
-    legacy = Path("/etc/apt/sources.list")
-    if legacy.exists():
-        match = re.search(r"^deb\s+(\S+/debian)\s+\S+", legacy.read_text(), re.MULTILINE)
-        if match:
-            return match.group(1)
-    return FALLBACK_MIRROR
+class MirrorNotConfiguredError(FileNotFoundError):
+    """The host's apt sources name no Debian mirror for the guest's suite."""
+
+
+def _deb822_mirrors(text: str, suite: str) -> list[str]:
+    """URIs of enabled ``Types: deb`` stanzas of a deb822 ``.sources`` file serving ``suite``."""
+    found: list[str] = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        current = ""
+        for line in stanza.splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if line[0] in " \t" and current:  # a continuation line
+                fields[current] += " " + line.strip()
+                continue
+            name, _, value = line.partition(":")
+            current = name.strip().lower()
+            fields[current] = value.strip()
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
+        if "deb" in fields.get("types", "").split() and suite in fields.get("suites", "").split():
+            found += fields.get("uris", "").split()
+    return found
+
+
+def _one_line_mirrors(text: str, suite: str) -> list[str]:
+    """URIs of ``deb [options] URI SUITE COMPONENTS...`` lines serving ``suite``."""
+    found: list[str] = []
+    for raw in text.splitlines():
+        line = re.sub(r"\[[^\]]*\]", " ", raw.split("#", 1)[0]).split()
+        if len(line) >= 3 and line[0] == "deb" and line[2] == suite:
+            found.append(line[1])
+    return found
+
+
+def host_mirror(apt_dir: Path = APT_DIR, suite: str = SUITE) -> str:
+    """The Debian mirror this host's apt uses for ``suite``: the only mirror debootstrap uses.
+
+    Reads ``sources.list.d/*.sources`` (deb822), then ``sources.list.d/*.list`` and
+    ``sources.list`` (one-line format). No mirror is built in: a host that cannot reach one
+    through its own apt configuration cannot build the guest either.
+    """
+    candidates = sorted((apt_dir / "sources.list.d").glob("*.sources"))
+    legacy = [*sorted((apt_dir / "sources.list.d").glob("*.list")), apt_dir / "sources.list"]
+    for path in [*candidates, *legacy]:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        parse = _deb822_mirrors if path.suffix == ".sources" else _one_line_mirrors
+        mirrors = [m.rstrip("/") for m in parse(text, suite) if re.match(r"^(https?|file)://", m)]
+        if mirrors:
+            return mirrors[0]
+    msg = (
+        f"no Debian mirror for {suite!r} in this host's apt sources; configure one in "
+        f"{apt_dir / 'sources.list.d' / 'debian.sources'} (Types: deb, URIs: <mirror>, "
+        f"Suites: {suite}, Components: main) or in {apt_dir / 'sources.list'} "
+        f"(deb <mirror> {suite} main), then run apt-get update"
+    )
+    raise MirrorNotConfiguredError(msg)
 
 
 def vagrant_public_key() -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bench.report import format as fmt
+from bench.report.timing import adaptive_facts, time_facts
 from bench.stats import run_warnings
 
 
@@ -61,6 +62,7 @@ def host_facts(env: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("harness", f"isobench {_text(get(env, 'harness', 'version'))}, git {sha}"),
         ("python", _text(get(env, "harness", "python"))),
     ]
+    rows += time_facts(env) + adaptive_facts(env)[0]
     tools = get(host, "tools")
     if isinstance(tools, Mapping):
         rows.extend((f"tool: {name}", _text(version)) for name, version in sorted(tools.items()))
@@ -247,4 +249,5 @@ def banners(
         found.extend(f"{host_name}, {name}: {_text(note)}" for note in notes or ())
     if get(env, "harness", "git_dirty"):
         found.append(f"{host_name}: the harness ran from a dirty git work tree.")
+    found.extend(f"{host_name}: {text}" for text in adaptive_facts(env)[1])
     return found

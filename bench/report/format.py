@@ -106,3 +106,38 @@ def ratio_class(number: float, low: float = math.nan, high: float = math.nan) ->
     if number < 3.0:
         return "costly"
     return "severe"
+
+
+# -- safe text exports -------------------------------------------------------------------------
+
+#: Markdown punctuation that could start emphasis, code or a table cell boundary (brackets
+#: stay readable: a link needs ``](``, which :func:`markdown_cell` breaks instead).
+_MARKDOWN_SPECIAL: Final = str.maketrans(
+    {c: f"\\{c}" for c in "\\`*|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
+#: OWASP CSV injection: a cell starting with one of these is read as a formula.
+CSV_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def markdown_cell(text: object) -> str:
+    r"""``text`` safe inside a GitHub-markdown table cell.
+
+    Newlines become ``<br>`` (a row cannot be split), ``|`` and the characters that start
+    emphasis or code are backslash-escaped, ``](`` (a link) becomes ``]\(``, and HTML is
+    entity-escaped (no tag, no autolink), so a scenario or metric name can neither add rows nor
+    inject markup.
+    """
+    value = str(text).translate(_MARKDOWN_SPECIAL).replace("](", "]\\(")
+    for newline in ("\r\n", "\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c", "\x85"):
+        value = value.replace(newline, "<br>")
+    return value
+
+
+def csv_cell(text: object) -> object:
+    """A text cell neutralised per OWASP: one leading ``'`` if it would start a formula.
+
+    Non-text values (numbers, which may well be negative) pass through unchanged.
+    """
+    if isinstance(text, str) and text.startswith(CSV_FORMULA_START):
+        return "'" + text
+    return text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -37,6 +38,7 @@ _FALLBACK: Final = "#7a7a7a"
 OTHER: Final = "other"
 #: Phases summing past startup.total by more than this are not stacked (not sequential).
 OVERSHOOT: Final = 0.01
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,12 @@ def _label(frame: pd.DataFrame, with_scenario: bool, with_host: bool) -> pd.Seri
         label = frame["scenario"].astype(str) + " · " + label
     if with_host:
         label = frame["host"].astype(str) + " · " + label
-    return label
+    return label.map(_printable)
+
+
+def _printable(text: str) -> str:
+    """Control characters (newlines from workload output, CR...) as spaces: one-line labels."""
+    return _CONTROL.sub(" ", text)
 
 
 def _colors(backends: Sequence[str]) -> list[str]:
@@ -101,7 +108,7 @@ def _key_label(key: tuple[str, ...], with_scenario: bool, with_host: bool) -> st
         label = f"{scenario} · {label}"
     if with_host:
         label = f"{host} · {label}"
-    return label
+    return _printable(label)
 
 
 def distribution(
@@ -155,7 +162,7 @@ def distribution(
     if log:
         # Native vs VM can differ 1000x: on a linear axis the fast boxes collapse to a line.
         ax.set_xscale("log")
-    ax.set_xlabel(f"{metric} [{shown_unit}]" + (" — log scale" if log else ""))
+    ax.set_xlabel(_printable(f"{metric} [{shown_unit}]") + (" — log scale" if log else ""))
     ax.grid(axis="x", alpha=0.3)
     caption = f"{total:,} samples; box = quartiles, whiskers = 1.5 IQR, line = median"
     if drawn < total:

@@ -105,7 +105,11 @@ def export_summary(table: pd.DataFrame, fmt_name: str) -> str:
     table = table.reindex(columns=EXPORT_COLUMNS)
     table = table.assign(warnings=[" ; ".join(w) for w in table["warnings"]])
     if fmt_name == "csv":
-        return str(table.to_csv(index=False))
+        text_columns = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        safe = table.astype(dict.fromkeys(text_columns, object))
+        for column in text_columns:
+            safe[column] = safe[column].map(fmt.csv_cell)
+        return str(safe.to_csv(index=False))
     if fmt_name == "json":
         records = json.loads(table.to_json(orient="records"))
         return json.dumps({"isobench_version": __version__, "summary": records}, indent=2) + "\n"
@@ -145,7 +149,7 @@ def _markdown(table: pd.DataFrame) -> str:
             _versus_native(row, ratio, unit),
             str(row["warnings"]),
         ]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(fmt.markdown_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

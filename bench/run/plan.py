@@ -20,10 +20,11 @@ Repetition numbering: warmups and measured repetitions are counted *separately*
 
 from __future__ import annotations
 
+import fnmatch
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from bench.backends.base import Backend
 from bench.scenario.model import Scenario
@@ -48,8 +49,11 @@ class PlannedItem:
         return (self.backend, self.variant.label)
 
     def describe(self) -> str:
-        """Human label such as ``syscall native/host rep 2/5``."""
-        total = self.scenario.warmup if self.warmup else self.scenario.repeat
+        """Human label such as ``syscall native/host rep 2/5`` (``rep 7/<=20``: adaptive)."""
+        warmups, repeat = self.scenario.counts_for(self.backend)
+        total = str(warmups if self.warmup else repeat)
+        if not self.warmup and self.scenario.precision is not None:
+            total = f"<={self.scenario.repeat_cap}"
         kind = "warmup" if self.warmup else "rep"
         return (
             f"{self.scenario.name} {self.backend}/{self.variant.label} "
@@ -113,13 +117,20 @@ def _scenario_order(
     items: list[PlannedItem] = []
     for number, (warmup, index) in enumerate(rounds):
         for name, variant in gaps.get(number, ()):
-            items += [PlannedItem(scenario, name, variant, i, w) for w, i in rounds]
+            items += _block(scenario, name, variant)
         items += [
             PlannedItem(scenario, name, variant, index, warmup) for name, variant in orders[number]
         ]
     for name, variant in gaps.get(len(rounds), ()):
-        items += [PlannedItem(scenario, name, variant, i, w) for w, i in rounds]
+        items += _block(scenario, name, variant)
     return items
+
+
+def _block(scenario: Scenario, name: str, variant: Variant) -> list[PlannedItem]:
+    """A non-interleaved block: its own counts (a VM may take fewer, ``vagrant.repeat``)."""
+    warmups, repeat = scenario.counts_for(name)
+    own = [(True, i) for i in range(warmups)] + [(False, i) for i in range(repeat)]
+    return [PlannedItem(scenario, name, variant, i, w) for w, i in own]
 
 
 def order_facts(
@@ -164,3 +175,96 @@ def _native_at(items: Sequence[PlannedItem], position: int) -> int | None:
         return None
     item = items[position]
     return item.index if item.backend == NATIVE and not item.warmup else None
+
+
+# -- selection (--filter / -k) and the plan as a table (--dry-run, `isobench plan`) ----------
+
+#: Fields a filter term may name: ``scenario=GLOB``, ``backend=GLOB``, ``variant=GLOB``.
+FILTER_FIELDS: Final = ("scenario", "backend", "variant")
+
+
+@dataclass(frozen=True, slots=True)
+class FilterTerm:
+    """One ``--filter`` term: a glob on one field (or on any), possibly negated."""
+
+    pattern: str
+    field: str | None = None
+    negate: bool = False
+
+    def matches(self, item: PlannedItem) -> bool:
+        """Whether ``item`` satisfies this term."""
+        values = {
+            "scenario": item.scenario.name,
+            "backend": item.backend,
+            "variant": item.variant.label,
+        }
+        fields = [values[self.field]] if self.field else list(values.values())
+        hit = any(fnmatch.fnmatchcase(value, self.pattern) for value in fields)
+        return hit != self.negate
+
+
+def parse_filter(text: str) -> FilterTerm:
+    """``[!][FIELD=]GLOB``; a GLOB without ``*?[`` matches as a substring. ValueError if bad."""
+    negate = text.startswith("!")
+    body = text[1:] if negate else text
+    field: str | None = None
+    if "=" in body:
+        field, body = body.split("=", 1)
+        if field not in FILTER_FIELDS:
+            msg = (
+                f"unknown filter field {field!r} in {text!r}; expected one of "
+                f"{', '.join(FILTER_FIELDS)} (e.g. -k backend=docker, -k scenario=sys*)"
+            )
+            raise ValueError(msg)
+    if not body:
+        msg = f"empty filter {text!r}; expected e.g. -k syscall, -k backend=docker, -k '!vagrant'"
+        raise ValueError(msg)
+    if not any(ch in body for ch in "*?["):
+        body = f"*{body}*"
+    return FilterTerm(body, field, negate)
+
+
+def select(items: Iterable[PlannedItem], terms: Sequence[FilterTerm]) -> list[PlannedItem]:
+    """The items that satisfy every term (all of them when there is none), order kept."""
+    return [item for item in items if all(term.matches(item) for term in terms)]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    """One line of the plan: a scenario x backend x variant and how many repetitions."""
+
+    scenario: Scenario
+    backend: str
+    variant: str
+    warmups: int
+    repetitions: int
+    #: most measured repetitions (adaptive: up to ``max_repeat``; else == repetitions)
+    cap: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(scenario, backend, variant)."""
+        return (self.scenario.name, self.backend, self.variant)
+
+
+def plan_rows(items: Iterable[PlannedItem]) -> list[PlanRow]:
+    """The plan grouped per scenario x backend x variant.
+
+    Scenarios in execution order; within one, native first, then backends and variants by
+    name (the execution order itself is shuffled per round).
+    """
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    scenarios: dict[str, Scenario] = {}
+    for item in items:
+        scenarios[item.scenario.name] = item.scenario
+        tally = counts.setdefault((item.scenario.name, item.backend, item.variant.label), [0, 0])
+        tally[0 if item.warmup else 1] += 1
+    rows = []
+    for (name, backend, variant), (warmups, reps) in counts.items():
+        scenario = scenarios[name]
+        cap = max(reps, scenario.repeat_cap) if scenario.precision is not None and reps else reps
+        rows.append(PlanRow(scenario, backend, variant, warmups, reps, cap))
+    order = {name: number for number, name in enumerate(scenarios)}
+    return sorted(
+        rows, key=lambda r: (order[r.scenario.name], r.backend != NATIVE, r.backend, r.variant)
+    )

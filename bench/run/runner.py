@@ -9,8 +9,10 @@ timeouts (``timeout``) and unprepared pairs (``skipped``). The execution order c
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +25,15 @@ from bench.metrics import Metric, declared, lookup
 from bench.ownership import make_scratch, scratch_leftovers, sweep
 from bench.results import (
     SCHEMA_VERSION,
+    Counts,
     RunWriter,
     Sample,
     Status,
     StorageError,
+    count_row,
     create_run_dir,
 )
+from bench.run.adaptive import Precision, precision
 from bench.run.plan import PlannedItem, Unit, interleaves, order_facts, plan
 from bench.run.rundir import (
     WatchdogExpired,
@@ -40,6 +45,7 @@ from bench.run.rundir import (
     sigterm_as_interrupt,
     watchdog,
 )
+from bench.run.timing import TimeBook
 from bench.scenario.loader import LoadedScenario
 from bench.scenario.model import Scenario
 from bench.storage import writing
@@ -111,6 +117,13 @@ class Runner:
     scratch: Path | None = None
     observed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    timing: TimeBook = field(default_factory=TimeBook)
+    counts: Counts = field(default_factory=Counts)
+    #: ok measured values per (scenario, backend, variant) and metric (adaptive repetitions)
+    values: dict[tuple[str, str, str], dict[str, list[float]]] = field(default_factory=dict)
+    #: one record per adaptive unit: repetitions taken, precision reached, cap hit
+    adaptive: list[dict[str, Any]] = field(default_factory=list)
+    _scenario: str = ""  # the scenario running (teardown times are attributed to it)
     _position: int = 0
     _total: int = 0
 
@@ -146,6 +159,10 @@ class Runner:
             reason=reason,
         )
         self.writer.write(sample)
+        self.counts += count_row(status, item.warmup, value)
+        if status == "ok" and not item.warmup:
+            key = (item.scenario.name, item.backend, item.variant.label)
+            self.values.setdefault(key, {}).setdefault(metric, []).append(value)
         return sample
 
     def _bad_rows(
@@ -206,8 +223,10 @@ class Runner:
             units.setdefault(item.unit, []).append(item)
         mixed = [u for u in units if interleaves(self.backends[u[0]])]
         touched: list[str] = []
+        self._scenario = items[0].scenario.name
         try:
             ready = {u for u in mixed if self._prepare(units[u], touched)}
+            prepared = set(ready)
             position = 0
             while position < len(items):
                 item = items[position]
@@ -223,6 +242,7 @@ class Runner:
                 if self._prepare(block, touched):
                     for member in block:
                         self._run_item(member)
+                    self._adapt({item.unit: block}, touched)
                 else:
                     for member in block:
                         self._advance(member)
@@ -230,10 +250,90 @@ class Runner:
                 position += len(block)
                 rest = items[position:]
                 ready = {u for u in ready if self._prepare_rest(u, rest, touched)}
+            adapting = {u: units[u] for u in mixed if u in prepared}
+            self._adapt(adapting, touched, needs_prepare={u for u in adapting if u not in ready})
             self._teardown_all(dict.fromkeys(u[0] for u in mixed))
         finally:
             for name in dict.fromkeys(touched):
                 self._teardown(name)
+
+    def _adapt(
+        self,
+        units: Mapping[Unit, list[PlannedItem]],
+        touched: list[str],
+        needs_prepare: set[Unit] | None = None,
+    ) -> None:
+        """Adaptive repetitions: more rounds for the units whose median is not yet precise.
+
+        ``needs_prepare``: units torn down since their last item (around a VM block); they are
+        prepared again only if they need more repetitions.
+        """
+        if not units:
+            return
+        scenario = next(iter(units.values()))[0].scenario
+        target = scenario.precision
+        if target is None:
+            return
+        done = {u: sum(not i.warmup for i in items) for u, items in units.items()}
+        state = {u: self._precision(scenario.name, u) for u in units}
+        pending = set(needs_prepare or ())
+        round_number = 0
+        while True:
+            due = [
+                u
+                for u in units
+                if done[u] < scenario.repeat_cap
+                and state[u].metric  # nothing measured: more repetitions would not help
+                and not state[u].reached(target)
+            ]
+            for unit in [u for u in due if u in pending]:
+                pending.discard(unit)
+                if not self._reprepare(units[unit][0], touched):
+                    done[unit] = scenario.repeat_cap  # cannot continue: stop adapting it
+            due = [u for u in due if done[u] < scenario.repeat_cap]
+            if not due:
+                break
+            shift = round_number % len(due)
+            for unit in due[shift:] + due[:shift]:  # rotated, as the planned rounds
+                variant = units[unit][0].variant
+                self._total += 1
+                self._run_item(PlannedItem(scenario, unit[0], variant, done[unit], False))
+                done[unit] += 1
+                state[unit] = self._precision(scenario.name, unit)
+            round_number += 1
+        for unit in units:
+            self._record_adaptive(scenario.name, unit, done[unit], state[unit], scenario)
+
+    def _record_adaptive(
+        self, name: str, unit: Unit, done: int, state: Precision, scenario: Scenario
+    ) -> None:
+        target = scenario.precision or 0.0
+        record = {
+            "scenario": name,
+            "backend": unit[0],
+            "variant": unit[1],
+            "repetitions": done,
+            "max_repeat": scenario.repeat_cap,
+            "precision": target,
+            "achieved": state.worst if math.isfinite(state.worst) else None,
+            "worst_metric": state.metric,
+            "capped": not state.reached(target) and done >= scenario.repeat_cap,
+        }
+        self.adaptive.append(record)
+        self.log(f"adaptive {json.dumps(record, sort_keys=True)}")
+
+    def _precision(self, scenario: str, unit: Unit) -> Precision:
+        return precision(self.values.get((scenario, *unit), {}))
+
+    def _reprepare(self, item: PlannedItem, touched: list[str]) -> bool:
+        """Prepare a unit again for adaptive repetitions; a failure is logged, no rows."""
+        touched.append(item.backend)
+        try:
+            self.backends[item.backend].prepare(item.scenario, item.variant)
+        except Exception:  # adaptive repetitions are extra: stop them, keep what was measured
+            self.log(f"re-prepare {item.describe()} failed:\n{traceback.format_exc()}")
+            return False
+        return True
 
     def _prepare_rest(self, unit: Unit, rest: list[PlannedItem], touched: list[str]) -> bool:
         remaining = [i for i in rest if i.unit == unit]
@@ -253,23 +353,28 @@ class Runner:
         self.progress.message(
             f"preparing {first.scenario.name} on {first.backend}/{first.variant.label}"
         )
+        started = time.perf_counter()
         try:
             backend.prepare(first.scenario, first.variant)
         except Exception as exc:  # any prepare failure skips this pair, the run goes on
+            self.timing.prepare(first, time.perf_counter() - started)
             self.log(f"prepare {first.describe()} failed:\n{traceback.format_exc()}")
             reason = f"prepare failed: {_describe(exc)}"
             self.progress.message(f"skipping {first.backend}/{first.variant.label}: {reason}")
             for item in unit_items:
                 self._bad_rows(item, "skipped", reason)
             return False
+        self.timing.prepare(first, time.perf_counter() - started)
         return True
 
     def _teardown(self, name: str) -> None:
+        started = time.perf_counter()
         try:
             self.backends[name].teardown()
         except Exception:  # a teardown failure must not hide results or stop the run
             self.log(f"teardown of {name} failed:\n{traceback.format_exc()}")
             self.warnings.append(f"teardown of backend {name} failed (see runner.log)")
+        self.timing.teardown(self._scenario, name, time.perf_counter() - started)
 
     def _run_item(self, item: PlannedItem) -> None:
         self._position += 1
@@ -285,6 +390,7 @@ class Runner:
         backend = self.backends[item.backend]
         limit = item.scenario.timeout + self.watchdog_grace
         rows: list[Sample]
+        started = time.perf_counter()
         try:
             with watchdog(limit):
                 outcome = backend.run(repetition)
@@ -304,6 +410,10 @@ class Runner:
             record_facts(self.run_dir, item, outcome.facts, self.observed, self.warnings)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        wall = time.perf_counter() - started
+        self.timing.repetition(item, wall)
+        statuses = sorted({r.status for r in rows})
+        self.log(f"item {item.describe()}: {wall:.3f} s, {'/'.join(statuses) or 'no rows'}")
         self.progress.end(item, rows)
 
 
@@ -335,6 +445,11 @@ class RunResult:
     samples: int
     state: str = "complete"  # complete, interrupted or failed (a write error: no end marker)
     error: str = ""
+    counts: Counts = field(default_factory=Counts)
+    #: (scenario, backend, variant) of every item that produced no successful sample
+    empty: tuple[tuple[str, str, str], ...] = ()
+    #: adaptive units that reached max_repeat before the requested precision
+    capped: tuple[tuple[str, str, str], ...] = ()
 
 
 def _environment(  # noqa: PLR0917 - one private call site
@@ -420,7 +535,13 @@ def execute_run(
                 state, error = _finish(
                     runner, environment, before, availability, interrupted=interrupted, error=error
                 )
-    return RunResult(run_id, run_dir, interrupted, writer.count, state, error)
+    empty = tuple(key for key in runner.timing.units if not runner.values.get(key))
+    capped = tuple(
+        (a["scenario"], a["backend"], a["variant"]) for a in runner.adaptive if a["capped"]
+    )
+    return RunResult(
+        run_id, run_dir, interrupted, writer.count, state, error, runner.counts, empty, capped
+    )
 
 
 def _finish(
@@ -448,6 +569,8 @@ def _finish(
             backends=backend_environment(runner.backends, availability),
             observed=runner.observed,
             health=health,
+            timing=runner.timing.as_environment(),
+            adaptive=runner.adaptive,
         )
         environment["warnings"] = [
             *environment.get("warnings", []),

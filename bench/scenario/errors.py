@@ -113,6 +113,12 @@ def expectation(err: Mapping[str, Any]) -> str:
         text = f"expected a value > {ctx['gt']:g}"
     elif kind == "greater_than_equal":
         text = f"expected a value >= {ctx['ge']:g}"
+    elif kind == "less_than":
+        text = f"expected a value < {ctx['lt']:g}"
+    elif kind == "less_than_equal":
+        text = f"expected a value <= {ctx['le']:g}"
+    elif kind == "finite_number":
+        text = "expected a finite number (not .inf or .nan)"
     elif kind == "too_short":
         text = f"expected at least {ctx['min_length']} item(s)"
     elif kind in {"too_long", "string_too_long"}:

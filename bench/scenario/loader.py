@@ -11,7 +11,7 @@ line where one is known, the field as a dotted path and what was expected.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -82,6 +82,7 @@ class FileResult:
     loaded: LoadedScenario | None = None
     errors: list[ScenarioError] = field(default_factory=list)
     lines: dict[FieldPath, int] = field(default_factory=dict)
+    columns: dict[FieldPath, int] = field(default_factory=dict)
 
 
 class _RejectedError(Exception):
@@ -134,6 +135,7 @@ class _Walker:
 
     def __init__(self) -> None:
         self.lines: dict[FieldPath, int] = {}
+        self.columns: dict[FieldPath, int] = {}
         self.errors: list[tuple[int, str, str]] = []  # fatal: nothing can be built
         self.duplicates: list[tuple[int, str, str]] = []
         self.nodes = 0
@@ -162,6 +164,7 @@ class _Walker:
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.lines.setdefault((*path, index), item.start_mark.line + 1)
+                self.columns.setdefault((*path, index), item.start_mark.column + 1)
                 self.walk(item, (*path, index), depth + 1)
 
     def _mapping(
@@ -192,6 +195,7 @@ class _Walker:
                 self.lines = kept
                 continue
             self.lines[(*path, name)] = line
+            self.columns[(*path, name)] = key.start_mark.column + 1
             self.walk(value, (*path, name), depth + 1)
         # Merged keys (<<: *base) count, but explicit keys of this mapping take precedence.
         for merge in merges:
@@ -202,8 +206,11 @@ class _Walker:
                     self._mapping(source, path, depth + 1, inherited=True)
 
 
-def _compose(text: str) -> tuple[Any, dict[FieldPath, int], list[tuple[int, str, str]], bool]:
-    """Safely parse ``text``: (data, field lines, errors, fatal); raises _RejectedError."""
+def _compose(text: str) -> tuple[Any, _Walker, list[tuple[int, str, str]], bool]:
+    """Safely parse ``text``: (data, walker with field lines, errors, fatal).
+
+    Raises _RejectedError.
+    """
     _check_shape(text)
     loader = yaml.SafeLoader(text)
     try:
@@ -223,8 +230,8 @@ def _compose(text: str) -> tuple[Any, dict[FieldPath, int], list[tuple[int, str,
             raise _RejectedError(node.start_mark.line + 1, "", msg)
         errors = sorted(walker.errors + walker.duplicates)
         if walker.errors:
-            return None, walker.lines, errors, True
-        return loader.construct_document(node), walker.lines, errors, False
+            return None, walker, errors, True
+        return loader.construct_document(node), walker, errors, False
     finally:
         loader.dispose()
 
@@ -245,9 +252,30 @@ def _syntax_error(exc: yaml.MarkedYAMLError, path: Path) -> ScenarioError:
 
 def parse_text(text: str, path: Path) -> FileResult:
     """Validate scenario ``text`` (as read from ``path``, which only labels errors)."""
+    result = _parse_text(text, path)
+    by_field: dict[str, tuple[int | None, int]] = {
+        dotted(p): (result.lines.get(p), c) for p, c in result.columns.items()
+    }
+    by_line: dict[int, int] = {}  # a line's first field (an absent field's mapping)
+    for where, first in result.columns.items():
+        at = result.lines.get(where)
+        if at is not None:
+            by_line[at] = min(first, by_line.get(at, first))
+    for number, error in enumerate(result.errors):
+        line, column = by_field.get(error.field, (None, 0))
+        found: int | None = column if line == error.line else None
+        if found is None and error.line is not None:
+            found = by_line.get(error.line)
+        if error.column is None and found:
+            result.errors[number] = replace(error, column=found)
+    return result
+
+
+def _parse_text(text: str, path: Path) -> FileResult:
     result = FileResult(path)
     try:
-        data, result.lines, structural, fatal = _compose(text)
+        data, walker, structural, fatal = _compose(text)
+        result.lines, result.columns = walker.lines, walker.columns
     except _RejectedError as exc:
         result.errors.append(ScenarioError(path, *exc.where))
         return result
@@ -356,8 +384,8 @@ def check_paths(paths: Iterable[Path]) -> list[FileResult]:
         name = result.loaded.scenario.name
         if name in first:
             message = f"duplicate scenario name {name!r}, also used by {first[name]}"
-            line = result.lines.get(("name",))
-            result.errors.append(ScenarioError(result.path, line, "name", message))
+            line, column = result.lines.get(("name",)), result.columns.get(("name",))
+            result.errors.append(ScenarioError(result.path, line, "name", message, column))
             result.loaded = None
         else:
             first[name] = result.path

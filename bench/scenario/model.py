@@ -25,6 +25,8 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
+    ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
 )
@@ -33,13 +35,39 @@ from bench import metrics as catalog
 
 #: Fields that do not change what one sample measures, hence left out of Scenario.hash.
 NON_IDENTITY_FIELDS: Final = frozenset(
-    {"description", "repeat", "warmup", "timeout", "backends", "ladder"}
+    {
+        "description",
+        "repeat",
+        "warmup",
+        "timeout",
+        "backends",
+        "ladder",
+        "precision",
+        "max_repeat",
+    }
 )
 SUPPORTED_FORMAT_VERSIONS: Final = (1,)
 #: Backend names a scenario may list; kept in sync with bench.backends.REGISTRY by a test.
 KNOWN_BACKENDS: Final = ("native", "sandbox", "docker", "podman", "vagrant")
-#: Longest scenario name (it becomes part of file names and report headings).
+#: Longest scenario name (it becomes part of file names and report headings), in characters
+#: and in bytes of UTF-8: with a backend, variant and counter appended a file name must stay
+#: under the 255 bytes every common file system allows.
 MAX_NAME_LENGTH: Final = 100
+MAX_NAME_BYTES: Final = 128
+#: Sane maxima: a value past these is a typo or a hostile file, never a benchmark.
+MAX_REPEAT: Final = 10_000
+MAX_WARMUP: Final = 1_000
+MAX_SECONDS: Final = 86_400.0  # timeouts, idle and run times: at most a day
+MAX_CALLS: Final = 10**10  # probe loop counts (4 M null calls take about a second)
+MAX_CPUS: Final = 1024
+MAX_BYTES: Final = 1 << 40  # 1 TiB: allocations, test files, memory limits, VM memory
+MAX_LABEL_BYTES: Final = 64  # runtime names and the like (they become variant labels)
+MAX_ARGS: Final = 4096
+MAX_ARG_BYTES: Final = 128 * 1024  # the kernel's MAX_ARG_STRLEN
+MAX_DESCRIPTION: Final = 10_000
+
+#: Without ``max_repeat``, an adaptive unit stops at this many times ``repeat`` (at least 20).
+DEFAULT_MAX_FACTOR: Final = 4
 
 _MiB: Final = 1024 * 1024
 _UNIT: Final = re.compile(r"^\s*[\d.]+\s*([A-Za-z]+)\s*$")
@@ -74,14 +102,39 @@ def format_size(value: int) -> str:
     return f"{value}B"
 
 
-def _at_least(minimum: int) -> Callable[[ByteSize], ByteSize]:
+def _at_least(minimum: int, maximum: int = MAX_BYTES) -> Callable[[ByteSize], ByteSize]:
     def check(value: ByteSize) -> ByteSize:
         if value < minimum:
             msg = f"expected at least {format_size(minimum)}, got {format_size(value)}"
             raise ValueError(msg)
+        if value > maximum:
+            msg = f"expected at most {format_size(maximum)}, got {format_size(value)}"
+            raise ValueError(msg)
         return value
 
     return check
+
+
+def _max_bytes(limit: int) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            msg = f"expected at most {limit} bytes of UTF-8, got {size} bytes"
+            raise ValueError(msg)
+        return value
+
+    return check
+
+
+def _fraction(value: Any) -> Any:
+    # "5%" reads as 0.05; a bare number is already a fraction (0.05). Anything else is
+    # left to the float check, which names what was expected.
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            pass
+    return value
 
 
 def _no_duplicates(values: tuple[_T, ...]) -> tuple[_T, ...]:
@@ -117,11 +170,22 @@ def _non_empty(value: str) -> str:
 
 # Strict numbers: YAML already types its scalars, so "5" (a string) or true (a boolean) where a
 # number belongs is a mistake to report, not something to coerce.
-Count = Annotated[StrictInt, Field(ge=1)]
-NonNegativeCount = Annotated[StrictInt, Field(ge=0)]
-PositiveNumber = Annotated[StrictFloat, Field(gt=0)]
-Seconds = PositiveNumber
+# Every number is finite and bounded: .inf or 1e300 passes a "positive" check and then
+# exhausts the host (a timer that never fires, a plan of 10^8 items).
+Count = Annotated[StrictInt, Field(ge=1, le=MAX_REPEAT)]
+NonNegativeCount = Annotated[StrictInt, Field(ge=0, le=MAX_WARMUP)]
+Calls = Annotated[StrictInt, Field(ge=1, le=MAX_CALLS)]
+CpuCount = Annotated[StrictInt, Field(ge=1, le=MAX_CPUS)]
+PositiveNumber = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+Cpus = Annotated[StrictFloat, Field(gt=0, le=MAX_CPUS, allow_inf_nan=False)]
+Seconds = Annotated[StrictFloat, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+#: Relative half-width of the median's 95 % CI: 0.05 or "5%".
+Precision = Annotated[
+    StrictFloat, BeforeValidator(_fraction), Field(gt=0, lt=1, allow_inf_nan=False)
+]
 NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
+Label = Annotated[str, AfterValidator(_non_empty), AfterValidator(_max_bytes(MAX_LABEL_BYTES))]
+Argument = Annotated[str, AfterValidator(_max_bytes(MAX_ARG_BYTES))]
 # Byte sizes: an integer or a string with a unit (64MiB, 1GiB, 500MB), with a floor each.
 AllocSize = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_at_least(1))]
 # fio's sequential jobs use 1 MiB blocks, so a smaller file holds no complete block.
@@ -161,8 +225,8 @@ class SyscallWorkload(_Frozen):
     """System-call throughput from the static probe binary."""
 
     kind: Literal["syscall"]
-    null_calls: Count = 5_000_000
-    mixed_calls: Count = 200_000
+    null_calls: Calls = 5_000_000
+    mixed_calls: Calls = 200_000
 
 
 class DiskWorkload(_Frozen):
@@ -196,7 +260,7 @@ class CommandWorkload(_Frozen):
     """Any command with a named output parser."""
 
     kind: Literal["command"]
-    command: tuple[str, ...] = Field(min_length=1)
+    command: tuple[Argument, ...] = Field(min_length=1, max_length=MAX_ARGS)
     parser: Literal["fio-json", "sysbench", "time", "wall"] = "wall"
     #: Metrics outside the catalog this command may emit; any other uncatalogued name is
     #: refused (a failed row), so no direction is ever guessed from a name.
@@ -227,7 +291,7 @@ WORKLOAD_KINDS: Final = ("startup", "syscall", "disk", "memory", "command")
 class Limits(_Frozen):
     """Resource limits every backend applies the same way (None: unlimited)."""
 
-    cpus: PositiveNumber | None = None  # fractional CPUs allowed (CFS quota)
+    cpus: Cpus | None = None  # fractional CPUs allowed (CFS quota)
     memory: LimitMemory | None = None
 
 
@@ -235,7 +299,7 @@ class DockerOptions(_Frozen):
     """Docker variants to measure; each combination is one backend variant."""
 
     runtimes: Annotated[
-        tuple[NonEmptyStr, ...], Field(min_length=1), AfterValidator(_no_duplicates)
+        tuple[Label, ...], Field(min_length=1, max_length=64), AfterValidator(_no_duplicates)
     ] = ("runc",)
     network: Annotated[
         tuple[Literal["none", "bridge", "host"], ...],
@@ -300,16 +364,20 @@ class SandboxOptions(_Frozen):
 class VmSize(_Frozen):
     """One VM size: vCPUs and memory."""
 
-    cpus: Count = 2
+    cpus: CpuCount = 2
     memory: VmMemory = ByteSize(1024 * _MiB)
 
 
 class VagrantOptions(_Frozen):
-    """VM sizes to measure; each is one backend variant."""
+    """VM sizes to measure (each is one backend variant) and, optionally, fewer repetitions."""
 
-    sizes: Annotated[tuple[VmSize, ...], Field(min_length=1), AfterValidator(_no_duplicates)] = (
-        VmSize(),
-    )
+    sizes: Annotated[
+        tuple[VmSize, ...], Field(min_length=1, max_length=64), AfterValidator(_no_duplicates)
+    ] = (VmSize(),)
+    #: Repetitions of the VM variants when they differ from the scenario's (a VM boot under
+    #: software emulation takes a minute): None = the scenario's ``repeat`` / ``warmup``.
+    repeat: Count | None = None
+    warmup: NonNegativeCount | None = None
 
 
 #: What a backend name looks like; whether one is registered is the loader's question.
@@ -324,10 +392,11 @@ def _backend_name(name: str) -> str:
 
 
 def check_name(name: str) -> str:
-    """Validate a scenario name: printable, no '/', not '.' or '..' (it names files)."""
+    """Validate a scenario name: printable, no '/', not '.' or '..', short (it names files)."""
     if not name.strip():
         msg = "expected a non-empty name"
         raise ValueError(msg)
+    _max_bytes(MAX_NAME_BYTES)(name)
     bad = [ch for ch in name if unicodedata.category(ch).startswith("C")]
     if bad:
         msg = f"expected printable characters only, found {bad[0]!r}"
@@ -343,7 +412,7 @@ class Scenario(_Frozen):
 
     format_version: StrictInt
     name: Annotated[str, Field(max_length=MAX_NAME_LENGTH), AfterValidator(check_name)]
-    description: str = ""
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
     workload: Workload
     backends: Annotated[
         tuple[Annotated[str, AfterValidator(_backend_name)], ...],
@@ -352,6 +421,10 @@ class Scenario(_Frozen):
     ] = KNOWN_BACKENDS
     repeat: Count = 5
     warmup: NonNegativeCount = 1
+    #: Adaptive repetitions: after ``repeat``, keep repeating until the median's 95 % CI
+    #: half-width is within ``precision`` of the median for every metric, or ``max_repeat``.
+    precision: Precision | None = None
+    max_repeat: Count | None = None
     timeout: Seconds = 300.0
     limits: Limits = Limits()
     docker: DockerOptions = DockerOptions()
@@ -370,6 +443,22 @@ class Scenario(_Frozen):
             raise ValueError(msg)
         return version
 
+    @field_validator("max_repeat")
+    @classmethod
+    def _not_below_repeat(cls, value: int | None, info: ValidationInfo) -> int | None:
+        repeat = info.data.get("repeat")
+        if value is not None and isinstance(repeat, int) and value < repeat:
+            msg = f"expected at least repeat ({repeat}), got {value}"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def repeat_cap(self) -> int:
+        """Most measured repetitions a unit may get (``repeat`` unless adaptive)."""
+        if self.precision is None:
+            return self.repeat
+        return self.max_repeat or min(MAX_REPEAT, max(DEFAULT_MAX_FACTOR * self.repeat, 20))
+
     @property
     def hash(self) -> str:
         """Hash of what one sample measures (12 hex digits of SHA-256).
@@ -379,17 +468,57 @@ class Scenario(_Frozen):
         timeout, the backend selection and the description are left out, so runs with
         ``--repeat`` or a subset of backends stay comparable with ``isobench compare``.
         """
-        canonical = json.dumps(
-            self.model_dump(mode="json", exclude=set(NON_IDENTITY_FIELDS)), sort_keys=True
-        )
+        exclude: dict[str, Any] = dict.fromkeys(NON_IDENTITY_FIELDS, True)
+        exclude["vagrant"] = {"repeat": True, "warmup": True}  # sample counts, not identity
+        canonical = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
+    def counts_for(self, backend: str) -> tuple[int, int]:
+        """(warm-ups, measured repetitions) of ``backend``'s variants."""
+        if backend == "vagrant":
+            warmup, repeat = self.vagrant.warmup, self.vagrant.repeat
+            return (self.warmup if warmup is None else warmup, repeat or self.repeat)
+        return (self.warmup, self.repeat)
+
+    def without_backend_counts(self, *, repeat: bool = True, warmup: bool = True) -> Scenario:
+        """Copy in which every backend takes the scenario's own repeat/warmup (profiles)."""
+        update = {k: None for k, drop in (("repeat", repeat), ("warmup", warmup)) if drop}
+        return self.model_copy(update={"vagrant": self.vagrant.model_copy(update=update)})
+
     def with_repeat(self, repeat: int) -> Scenario:
-        """Copy with another repeat count (``--repeat``); ValueError unless it is >= 1."""
-        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-            msg = f"expected a repeat count >= 1, got {repeat!r}"
-            raise ValueError(msg)
-        return self.model_copy(update={"repeat": repeat})
+        """Copy with another repeat count (``--repeat``); ValueError unless 1..MAX_REPEAT."""
+        return self.with_counts(repeat=repeat)
+
+    def with_counts(
+        self,
+        *,
+        repeat: int | None = None,
+        warmup: int | None = None,
+        precision: float | None = None,
+        max_repeat: int | None = None,
+    ) -> Scenario:
+        """Copy with other sample counts (profiles, ``--repeat``, ``--precision``), validated."""
+        update: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "repeat": repeat,
+                "warmup": warmup,
+                "precision": precision,
+                "max_repeat": max_repeat,
+            }.items()
+            if v is not None
+        }
+        if "repeat" in update and "max_repeat" not in update and self.max_repeat is not None:
+            update["max_repeat"] = max(self.max_repeat, update["repeat"])
+        data = self.model_dump(mode="python") | update
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "scenario"
+            expected = str(first["msg"]).replace("Input should be", "expected")
+            msg = f"{where}: {expected}, got {first.get('input')!r}"
+            raise ValueError(msg) from None
 
 
 def parse_scenario(data: Any) -> Scenario:

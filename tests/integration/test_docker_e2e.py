@@ -70,8 +70,11 @@ def test_run_writes_docker_rows_and_leaves_no_container(
     (scenarios / "startup.yaml").write_text(STARTUP)
     (scenarios / "hung.yaml").write_text(HUNG)
     status = main(["run", str(scenarios), "--backend", "docker", "--out", str(tmp_path), "--plain"])
-    assert status == 0
-    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    out, err = capsys.readouterr()
+    assert status == 1  # the hung scenario produced no successful sample, and run says so
+    assert "no successful sample: e2e-hung docker/" in err
+    assert "no successful sample: e2e-startup" not in err
+    run_dir = Path(out.strip().splitlines()[-1])
     frame = load([run_dir])
 
     startup = frame[frame["scenario"] == "e2e-startup"]

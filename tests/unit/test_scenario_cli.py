@@ -39,7 +39,7 @@ def test_invalid_file_exits_1_with_file_line_field_expectation(tmp_path, capsys)
     assert main(["validate", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert out.startswith("ok alpha (")
-    assert f"error: {bad}:5: repeat: expected a value >= 1, got -2" in err
+    assert f"error: {bad}:5:1: repeat: expected a value >= 1, got -2" in err
     assert "1 error(s) in 1 of 2 file(s)" in err
     assert "Traceback" not in out + err
 
@@ -49,7 +49,7 @@ def test_duplicate_names_across_files(tmp_path, capsys):
         (tmp_path / f"{stem}.yaml").write_text(GOOD.format(name="same"), encoding="utf-8")
     assert main(["validate", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
-    assert f"{tmp_path / 'b.yaml'}:2: name: duplicate scenario name 'same'" in err
+    assert f"{tmp_path / 'b.yaml'}:2:1: name: duplicate scenario name 'same'" in err
     assert str(tmp_path / "a.yaml") in err
     assert out.startswith("ok same (")  # the first file is fine
     assert out.count("\n") == 1
@@ -90,7 +90,7 @@ def test_json_output(tmp_path, capsys):
     assert second["errors"] == [
         {
             "line": 1,
-            "column": None,
+            "column": 1,
             "field": "workload",
             "message": "missing required field 'workload'; expected a mapping with kind: one of"
             " startup, syscall, disk, memory, command",

@@ -371,7 +371,7 @@ def test_all_errors_of_all_files_are_reported_together(tmp_path):
     with pytest.raises(ScenarioLoadError) as info:
         load_scenarios([tmp_path])
     assert [e.path.name for e in info.value.errors] == ["a.yaml", "b.yaml"]
-    assert "a.yaml:6: repeat:" in str(info.value)
+    assert "a.yaml:6:1: repeat:" in str(info.value)
 
 
 def test_explicit_key_beats_merged_key_for_values_and_lines(tmp_path):

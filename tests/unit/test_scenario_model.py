@@ -122,8 +122,10 @@ def test_with_repeat():
     t = s.with_repeat(2)
     assert (t.repeat, s.repeat) == (2, 5)
     assert t.hash == s.hash
-    with pytest.raises(ValueError, match=">= 1"):
+    with pytest.raises(ValueError, match="repeat: expected greater than or equal to 1"):
         s.with_repeat(0)
+    with pytest.raises(ValueError, match="less than or equal to 10000"):
+        s.with_repeat(200_000_000)
 
 
 def test_sizes_accept_units_and_integers():

@@ -35,7 +35,7 @@ from bench import ownership
 from bench.backends.vagrant.accel import qemu_cmdline_accel
 from bench.backends.vagrant.cli import VagrantCli, VagrantError
 from bench.ownership import Leftover, Verdict, read_owner_file, remove_tree, write_owner_file
-from bench.paths import REPO_ROOT, cache_dir
+from bench.paths import cache_dir, resource
 from bench.values import RepetitionTimeout
 from bench.workloads import ExecResult
 
@@ -129,7 +129,7 @@ class VagrantVM:
         self.dir = (root or vms_root()) / self.name
         self.dir.mkdir(parents=True)
         write_owner_file(self.dir)  # proves whose VM this is to a later cleanup
-        shutil.copyfile(REPO_ROOT / "Vagrantfile", self.dir / "Vagrantfile")
+        shutil.copyfile(resource("Vagrantfile"), self.dir / "Vagrantfile")
         self.key = self.dir / "insecure_private_key"
         shutil.copyfile(insecure_private_key(), self.key)
         self.key.chmod(0o600)  # ssh refuses a group/world-readable private key

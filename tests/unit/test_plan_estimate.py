@@ -1,0 +1,137 @@
+"""Pure parts of planning: filters, plan rows, profiles, adaptive precision, time estimates."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import backends as registry
+from bench.run import adaptive, estimate, profiles
+from bench.run.plan import parse_filter, plan, plan_rows, select
+from bench.scenario.model import Scenario, parse_scenario
+from tests.fake_backend import FakeBackend, FakeScript
+
+
+@pytest.fixture(autouse=True)
+def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("a", "b"):
+        monkeypatch.setitem(registry._EXTRA, name, FakeBackend)
+
+
+def scenario(**overrides: Any) -> Scenario:
+    data: dict[str, Any] = {
+        "format_version": 1,
+        "name": "s",
+        "workload": {"kind": "startup"},
+        "backends": ["a", "b"],
+        "repeat": 3,
+        "warmup": 1,
+    }
+    return parse_scenario(data | overrides)
+
+
+BACKENDS = {"a": FakeBackend("a", FakeScript(variants=("x", "y"))), "b": FakeBackend("b")}
+
+
+def test_filters_by_field_glob_substring_and_negation() -> None:
+    items = plan([scenario(), scenario(name="t")], BACKENDS)
+
+    def ids(chosen: list[Any]) -> list[str]:
+        return sorted({f"{i.scenario.name}/{i.backend}/{i.variant.label}" for i in chosen})
+
+    four = ["s/a/x", "s/a/y", "t/a/x", "t/a/y"]
+    assert ids(select(items, [parse_filter("backend=a")])) == four
+    assert ids(select(items, [parse_filter("t"), parse_filter("!variant=default")])) == [
+        "t/a/x",
+        "t/a/y",
+    ]
+    assert ids(select(items, [parse_filter("variant=?")])) == four
+    with pytest.raises(ValueError, match="unknown filter field 'host'"):
+        parse_filter("host=x")
+    with pytest.raises(ValueError, match="empty filter"):
+        parse_filter("!")
+
+
+def test_plan_rows_count_warmups_repetitions_and_adaptive_cap() -> None:
+    rows = plan_rows(plan([scenario(precision=0.05, max_repeat=12)], BACKENDS))
+    assert [(r.backend, r.variant, r.warmups, r.repetitions, r.cap) for r in rows] == [
+        ("a", "x", 1, 3, 12),
+        ("a", "y", 1, 3, 12),
+        ("b", "default", 1, 3, 12),
+    ]
+
+
+def test_profiles() -> None:
+    base = scenario(repeat=5, warmup=2, precision=0.1)
+    quick = profiles.apply(base, profiles.PROFILES["quick"])
+    assert (quick.repeat, quick.warmup, quick.precision) == (1, 0, None)
+    default = profiles.apply(base, profiles.PROFILES["default"])
+    assert (default.repeat, default.warmup, default.precision) == (5, 2, 0.1)
+    publish = profiles.apply(base, profiles.PROFILES["publish"])
+    assert (publish.repeat, publish.warmup, publish.precision, publish.max_repeat) == (
+        10, 2, 0.1, 30,
+    )  # fmt: skip
+    cli = profiles.apply(base, profiles.PROFILES["quick"], repeat=4, precision=0.02)
+    assert (cli.repeat, cli.precision, cli.hash) == (4, 0.02, base.hash)
+
+
+def test_relative_half_width_needs_six_samples_and_a_95_percent_interval() -> None:
+    assert adaptive.relative_half_width([1.0] * 5) == math.inf
+    assert adaptive.relative_half_width([1.0] * 6) == 0.0
+    values = [9.0, 10.0, 10.0, 10.0, 10.0, 11.0]  # n = 6: the interval is [min, max]
+    assert adaptive.relative_half_width(values) == pytest.approx(0.1)
+    worst = adaptive.precision({"m1": [10.0] * 6, "m2": values, "empty": []})
+    assert (worst.metric, worst.reached(0.1), worst.reached(0.05)) == ("m2", True, False)
+
+
+def test_default_estimates_come_from_the_workload_and_the_backend() -> None:
+    disk = scenario(workload={"kind": "disk", "runtime": 2.0, "file_size": "64MiB"})
+    per_rep, setup = estimate.default_seconds(disk, "native")
+    assert per_rep == pytest.approx(5 * 2.0 + 64 * 2**20 / 300e6 + 0.5)
+    assert setup == 0
+    vm = estimate.default_seconds(scenario(), "vagrant")
+    assert vm == (estimate.DEFAULT_COSTS["vagrant"].boot_per_startup, 0.0)
+    command = scenario(workload={"kind": "command", "command": ["sysbench", "--time=5", "run"]})
+    assert estimate.native_seconds(command) == pytest.approx(5.1)
+
+
+def test_history_of_this_host_only(tmp_path: Path) -> None:
+    s = scenario()
+    for run, host, seconds in (("r1", "me", 2.0), ("r2", "me", 4.0), ("r3", "other", 100.0)):
+        (tmp_path / run).mkdir()
+        env = {
+            "host": {"identity": {"fingerprint": host}},
+            "timing": {"units": [{"scenario": "s", "scenario_hash": s.hash, "backend": "b",
+                                  "variant": "default", "rep_s": [seconds] * 3,
+                                  "warmup_s": [seconds], "prepare_s": 1.0, "teardown_s": 0.5}]},
+        }  # fmt: skip
+        (tmp_path / run / "environment.json").write_text(json.dumps(env))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "environment.json").write_text("[not json")
+    history = estimate.load_history(tmp_path, "me")
+    assert history.runs == 2
+    rows = plan_rows(plan([s], {"b": FakeBackend("b")}))
+    (only,) = estimate.estimate(rows, history)
+    assert (only.per_rep, only.setup, only.source) == (3.0, 1.5, "history")
+    assert only.seconds == 4 * 3.0 + 1.5
+    assert estimate.duration(125) == "2 min 05 s"
+    assert estimate.duration(3.25) == "3.2 s"
+
+
+def test_a_vm_may_take_fewer_repetitions_than_the_scenario() -> None:
+    s = scenario(backends=["a", "vagrant"], repeat=4, warmup=1, vagrant={"repeat": 2, "warmup": 0})
+    assert s.hash == scenario(backends=["a", "vagrant"], repeat=4, warmup=1).hash
+    backends = {"a": FakeBackend("a"), "vagrant": FakeBackend("vagrant", interleave=False)}
+    rows = plan_rows(plan([s], backends))
+    assert [(r.backend, r.warmups, r.repetitions) for r in rows] == [("a", 1, 4), ("vagrant", 0, 2)]
+    vm_item = next(i for i in plan([s], backends) if i.backend == "vagrant")
+    assert vm_item.describe() == "s vagrant/default rep 1/2"
+    # a profile or --repeat that sets counts sets them for every backend
+    quick = profiles.apply(s, profiles.PROFILES["quick"])
+    assert quick.counts_for("vagrant") == (0, 1)
+    assert profiles.apply(s, profiles.PROFILES["default"], repeat=3).counts_for("vagrant") == (0, 3)
+    assert profiles.apply(s, profiles.PROFILES["default"]).counts_for("vagrant") == (0, 2)
