@@ -4,9 +4,10 @@ Exit statuses, the same in every subcommand:
 
 * 0 success;
 * 1 the work itself failed: an invalid scenario file, an item without a single successful
-  sample, a significant regression (``compare``), an I/O error;
-* 2 usage error: an unknown option or value, a path that does not exist, no scenario files,
-  a filter that selects nothing (printed under the subcommand's usage line);
+  sample, a significant regression (``compare``), a write error;
+* 2 bad input: an unknown option or value, a path that does not exist, no scenario files, a
+  filter that selects nothing (printed under the subcommand's usage line), or result files
+  that cannot be read;
 * 130 interrupted (Ctrl-C, SIGTERM).
 """
 
@@ -37,8 +38,8 @@ INTERRUPTED: Final = 130
 EXIT_STATUS = """\
 exit status:
   0    success
-  1    the work failed (invalid scenario, an item without a successful sample, ...)
-  2    usage error: unknown option or value, missing path, nothing selected
+  1    the work failed (invalid scenario, an item without a successful sample, a write error)
+  2    bad input: unknown option or value, missing path, nothing selected, unreadable results
   130  interrupted (Ctrl-C or SIGTERM)
 """
 
