@@ -65,9 +65,17 @@ def failure(args: argparse.Namespace, message: str, status: int = FAILED) -> int
     return status
 
 
+def exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name the file system refuses (too long...) does not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def missing_paths(args: argparse.Namespace, paths: Sequence[Path], what: str) -> int | None:
     """Usage error (2) naming every path that does not exist, else None."""
-    missing = [str(p) for p in paths if not p.exists()]
+    missing = [str(p) for p in paths if not exists(p)]
     if not missing:
         return None
     return usage_error(args, f"no such {what}: {', '.join(missing)}")
@@ -79,7 +87,7 @@ def scenario_paths(args: argparse.Namespace, given: Sequence[Path]) -> list[Path
         problem = missing_paths(args, given, "file or directory")
         return problem if problem is not None else list(given)
     default = scenarios_dir()
-    if not default.is_dir():
+    if not exists(default) or not default.is_dir():
         return usage_error(
             args,
             f"no scenario files given and no scenarios/ directory in {Path.cwd()}; "

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.commands import common
+
 FORMATS = ("text", "markdown", "json")
 
 
@@ -73,10 +75,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"isobench compare: {exc}", file=sys.stderr)
         return 2
-    for path in (args.base, args.new):
-        if not path.is_dir():
-            print(f"isobench compare: no such run directory: {path}", file=sys.stderr)
-            return 2
+    problem = common.missing_paths(args, [args.base, args.new], "run directory")
+    if problem is not None:
+        return problem
     try:
         runs = [results.read_run(args.base), results.read_run(args.new)]
     except (FileNotFoundError, ValueError, OSError) as exc:

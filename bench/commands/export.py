@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     problem = common.missing_paths(args, [args.run], "run directory")
     if problem is not None:
         return problem
-    if args.output is not None and args.output.exists() and not args.force:
+    if args.output is not None and common.exists(args.output) and not args.force:
         return common.usage_error(args, f"{args.output} exists; pass --force to overwrite it")
     try:
         loaded = results.read_run(args.run)

@@ -63,7 +63,7 @@ def _target(args: argparse.Namespace) -> Path | int | None:
         target = args.runs[0] / "report.html"
     else:
         return common.usage_error(args, "several run directories: name the report with -o FILE")
-    if target is not None and target.exists() and not args.force:
+    if target is not None and common.exists(target) and not args.force:
         return common.usage_error(
             args, f"{target} exists; pass --force to overwrite it, or another -o FILE"
         )

@@ -104,9 +104,10 @@ def _host_fingerprint(environment: Mapping[str, Any]) -> str | None:
 def load_history(results: Path, fingerprint: str) -> History:
     """Timing records of the newest runs under ``results`` made on host ``fingerprint``."""
     history = History()
-    if not results.is_dir():
+    try:  # history only informs a guess: an unreadable or odd --out is no history, not an error
+        runs = sorted((p for p in results.iterdir() if p.is_dir()), reverse=True)
+    except OSError:
         return history
-    runs = sorted((p for p in results.iterdir() if p.is_dir()), reverse=True)
     for run_dir in runs[:HISTORY_RUNS]:
         try:
             environment = json.loads((run_dir / "environment.json").read_text(encoding="utf-8"))

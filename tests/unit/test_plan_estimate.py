@@ -135,3 +135,10 @@ def test_a_vm_may_take_fewer_repetitions_than_the_scenario() -> None:
     assert quick.counts_for("vagrant") == (0, 1)
     assert profiles.apply(s, profiles.PROFILES["default"], repeat=3).counts_for("vagrant") == (0, 3)
     assert profiles.apply(s, profiles.PROFILES["default"]).counts_for("vagrant") == (0, 2)
+
+
+def test_history_of_an_unreadable_directory_is_empty(tmp_path: Path) -> None:
+    assert estimate.load_history(tmp_path / ("x" * 300), "me").runs == 0  # ENAMETOOLONG
+    assert estimate.load_history(tmp_path / "absent", "me").runs == 0
+    (tmp_path / "file").write_text("")
+    assert estimate.load_history(tmp_path / "file", "me").runs == 0
