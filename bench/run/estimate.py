@@ -46,6 +46,7 @@ class Cost:
 #: Stated defaults (development machine, 2 vCPU, TCG for the VM): see docs/report.md.
 DEFAULT_COSTS: Final[Mapping[str, Cost]] = {
     "native": Cost(1.0, 0.0, 0.0),
+    "sandbox": Cost(1.0, 0.01, 0.0),  # bubblewrap: about 9 ms per launch
     "docker": Cost(1.05, 0.6, 1.0),
     "vagrant": Cost(10.0, 2.5, 60.0, boot_per_startup=55.0),
 }
