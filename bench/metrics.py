@@ -88,6 +88,19 @@ CATALOG: Final[dict[str, Metric]] = {
         _m("command.latency_avg", "s", False, "sysbench mean event latency"),
         _m("command.latency_max", "s", False, "sysbench maximum event latency"),
         _m("command.latency_p95", "s", False, "sysbench 95th percentile event latency"),
+        # network (the probe's netserver/netclient, loopback only)
+        _m("network.tcp_throughput", "B/s", True, "TCP stream, bytes the server received per s"),
+        _m("network.rr_latency_p50", "s", False, "request/response round trip, median"),
+        _m("network.rr_latency_p99", "s", False, "request/response round trip, 99th percentile"),
+        _m("network.connect_latency_p50", "s", False, "connect + 1-byte reply, median"),
+        _m("network.connect_latency_p99", "s", False, "connect + 1-byte reply, 99th percentile"),
+        # density (N idle environments at once)
+        _m("density.startup_mean", "s", False, "launch -> ready, mean over the N instances"),
+        _m("density.startup_max", "s", False, "launch -> ready of the slowest instance"),
+        _m("density.startup_all", "s", False, "first launch -> last instance ready"),
+        _m("density.teardown_all", "s", False, "tearing all N instances down"),
+        _m("density.pss_per_instance", "B", False, "PSS over all instances' host processes / N"),
+        _m("density.available_per_instance", "B", False, "host MemAvailable drop / N"),
     )
 }
 
@@ -161,7 +174,9 @@ def family(name: str) -> str:
 #: Metrics whose cost is compared to native by difference (backend - native, in the unit,
 #: with its CI), not by ratio: a ratio of memory totals mostly compares a VM's RAM with the
 #: workload's. The difference for ``memory.environment`` is the headline ``memory.overhead``.
-DIFFERENCE_METRICS: Final = frozenset({"memory.environment"})
+DIFFERENCE_METRICS: Final = frozenset(
+    {"memory.environment", "density.pss_per_instance", "density.available_per_instance"}
+)
 
 
 def compared_by_difference(name: str) -> bool:

@@ -399,20 +399,32 @@ def _units(frame: pd.DataFrame) -> dict[str, str]:
     return {str(names[c]): str(u) for c, u in zip(codes[first], units, strict=True)}
 
 
-def _native_keys(summary: pd.DataFrame) -> dict[tuple[str, str, str], tuple[str, ...]]:
-    """(host, scenario, metric) -> summary key of its native baseline (variant "host" first)."""
-    native_by: dict[tuple[str, str, str], tuple[str, ...]] = {}
+def _native_keys(summary: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[str, ...]]]:
+    """(host, scenario, metric) -> summary keys of its native variants ("host" first)."""
+    native_by: dict[tuple[str, str, str], list[tuple[str, ...]]] = {}
     for row in summary[summary["backend"] == NATIVE].itertuples(index=False):
         native_key = (str(row.host), str(row.scenario), str(row.metric))
-        if native_key not in native_by or row.variant == "host":
-            native_by[native_key] = (
-                str(row.host),
-                str(row.scenario),
-                NATIVE,
-                str(row.variant),
-                str(row.metric),
-            )
+        key = (str(row.host), str(row.scenario), NATIVE, str(row.variant), str(row.metric))
+        keys = native_by.setdefault(native_key, [])
+        if row.variant == "host":
+            keys.insert(0, key)
+        else:
+            keys.append(key)
     return native_by
+
+
+def native_baseline(candidates: Sequence[tuple[str, ...]], variant: str) -> tuple[str, ...] | None:
+    """The native variant a backend ``variant`` is compared with.
+
+    The one whose ``key=value`` pairs all appear in ``variant`` (the most of them: density's
+    ``instances=8,start=sequential`` for a container's ``runtime=runc,...,instances=8,
+    start=sequential``); else the first candidate ("host" when present).
+    """
+    pairs = set(variant.split(","))
+    matching = [c for c in candidates if set(c[3].split(",")) <= pairs]
+    if matching:
+        return max(matching, key=lambda c: len(c[3].split(",")))
+    return candidates[0] if candidates else None
 
 
 def by_series(
@@ -502,7 +514,7 @@ def overhead(
     records = []
     for row in summary[summary["backend"] != NATIVE].itertuples(index=False):
         key = tuple(str(getattr(row, k)) for k in KEYS)
-        base_key = native_by.get((key[0], key[1], key[4]))
+        base_key = native_baseline(native_by.get((key[0], key[1], key[4]), []), key[3])
         if base_key is None:
             continue
         mine_runs, base_runs = runs_of.get(key, {}), runs_of.get(base_key, {})

@@ -30,6 +30,8 @@ PACKAGES: Final = (
     "procps",
     "iproute2",
     "sysbench",
+    "iperf3",  # by-hand cross-checks of the network workload (docs/docker.md)
+    "sockperf",
     "systemd-sysv",
     "dbus",
     "openssh-server",

@@ -248,6 +248,62 @@ class MemoryWorkload(_Frozen):
     idle: Seconds = 2.0
 
 
+def _network_size(maximum: int) -> Callable[[ByteSize], ByteSize]:
+    def check(value: ByteSize) -> ByteSize:
+        if not 1 <= value <= maximum:
+            msg = f"expected 1B to {format_size(maximum)}, got {format_size(value)}"
+            raise ValueError(msg)
+        return value
+
+    return check
+
+
+# The probe's buffers are at most 16 MiB; sample arrays at most a million entries.
+NetworkSize = Annotated[
+    ByteSize, BeforeValidator(_size_input), AfterValidator(_network_size(16 * _MiB))
+]
+SampleCount = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+
+
+class NetworkWorkload(_Frozen):
+    """TCP stream, request/response and connection set-up between two probes (loopback only)."""
+
+    kind: Literal["network"]
+    #: Where the client runs: on the host (server inside), or inside beside the server.
+    client: Annotated[
+        tuple[Literal["host", "inside"], ...], Field(min_length=1), AfterValidator(_no_duplicates)
+    ] = ("host",)
+    duration: Annotated[StrictFloat, Field(gt=0, le=600)] = 2.0  # stream seconds
+    buffer: NetworkSize = ByteSize(128 * 1024)  # bytes per write() of the stream
+    requests: SampleCount = 5000  # request/response round trips
+    message_size: NetworkSize = ByteSize(64)  # bytes of each request and each response
+    connections: SampleCount = 200  # connection set-ups
+
+
+def _instances_input(value: Any) -> Any:
+    # ``instances: 8`` means the one-element sweep [8].
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class DensityWorkload(_Frozen):
+    """N idle environments at once: host memory and start time per instance, teardown."""
+
+    kind: Literal["density"]
+    instances: Annotated[
+        tuple[Annotated[StrictInt, Field(ge=1, le=256)], ...],
+        BeforeValidator(_instances_input),
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = (1, 8)
+    #: sequential: each instance started once the previous one is ready; concurrent: all at once.
+    start: Annotated[
+        tuple[Literal["sequential", "concurrent"], ...],
+        Field(min_length=1),
+        AfterValidator(_no_duplicates),
+    ] = ("sequential", "concurrent")
+    settle: Annotated[StrictFloat, Field(ge=0, le=600)] = 1.0  # idle seconds before measuring
+
+
 class DeclaredMetric(_Frozen):
     """A metric a command's parser emits that the catalog lacks: its unit and direction."""
 
@@ -282,10 +338,16 @@ class CommandWorkload(_Frozen):
 
 
 Workload = Annotated[
-    StartupWorkload | SyscallWorkload | DiskWorkload | MemoryWorkload | CommandWorkload,
+    StartupWorkload
+    | SyscallWorkload
+    | DiskWorkload
+    | MemoryWorkload
+    | CommandWorkload
+    | NetworkWorkload
+    | DensityWorkload,
     Field(discriminator="kind"),
 ]
-WORKLOAD_KINDS: Final = ("startup", "syscall", "disk", "memory", "command")
+WORKLOAD_KINDS: Final = ("startup", "syscall", "disk", "memory", "command", "network", "density")
 
 
 class Limits(_Frozen):
@@ -528,4 +590,12 @@ def parse_scenario(data: Any) -> Scenario:
 
 def workload_classes() -> Sequence[type[BaseModel]]:
     """The workload models, in :data:`WORKLOAD_KINDS` order."""
-    return (StartupWorkload, SyscallWorkload, DiskWorkload, MemoryWorkload, CommandWorkload)
+    return (
+        StartupWorkload,
+        SyscallWorkload,
+        DiskWorkload,
+        MemoryWorkload,
+        CommandWorkload,
+        NetworkWorkload,
+        DensityWorkload,
+    )

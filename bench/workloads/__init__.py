@@ -42,6 +42,21 @@ CONTRACT: Final[dict[str, tuple[str, ...]]] = {
     ),
     "memory": ("memory.environment", "memory.workload_peak"),
     "command": ("command.wall",),
+    "network": (
+        "network.tcp_throughput",
+        "network.rr_latency_p50",
+        "network.rr_latency_p99",
+        "network.connect_latency_p50",
+        "network.connect_latency_p99",
+    ),
+    "density": (
+        "density.startup_mean",
+        "density.startup_max",
+        "density.startup_all",
+        "density.teardown_all",
+        "density.pss_per_instance",
+        "density.available_per_instance",
+    ),
 }
 #: Every metric name the shared parsers emit (fio-json job metrics as catalog patterns).
 EMITS: Final = frozenset(

@@ -148,3 +148,15 @@ def environment_memory(pids: Iterable[int]) -> EnvironmentMemory:
         if rollup is not None:
             rollups[pid] = rollup
     return sum_rollups(rollups)
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """``/proc/meminfo`` lines as bytes (``MemTotal: 1000 kB`` -> 1024000; counts as is)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        parts = rest.split()
+        if sep and parts and parts[0].isdigit():
+            factor = 1024 if len(parts) > 1 and parts[1] == "kB" else 1
+            out[name.strip()] = int(parts[0]) * factor
+    return out

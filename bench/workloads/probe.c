@@ -5,17 +5,27 @@
  *   probe ready                     print CLOCK_REALTIME at the first instruction of main()
  *   probe syscall NULL MIXED DIR    null (getppid) and mixed (stat/open/read/close) call rates
  *   probe idle BYTES SECONDS        touch BYTES of memory, say "ready", idle, report peak RSS
+ *   probe netserver ADDR PORT       TCP server for netclient (PORT 0: any free port), forever
+ *   probe netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS
+ *                                   request/response round trips, connection set-ups, then a
+ *                                   stream; percentiles by nearest rank, times CLOCK_MONOTONIC
  *
  * Output is "key=value" lines on stdout, parsed by bench/workloads/__init__.py.
  * Build: gcc -O2 -static -o isobench-probe probe.c
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -116,14 +126,248 @@ static int cmd_idle(long long bytes, double seconds) {
     return 0;
 }
 
+/* ---- network: one protocol, one connection per test; the first byte names the test ---- */
+
+#define NET_BUF_MAX (16 * 1024 * 1024)
+#define NET_SAMPLES_MAX 1000000LL
+#define NET_IO_TIMEOUT_S 30 /* a vanished peer unblocks either side after this */
+
+static int read_full(int fd, char *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const char *buf, size_t n) {
+    size_t put = 0;
+    while (put < n) {
+        ssize_t w = write(fd, buf + put, n - put);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        put += (size_t)w;
+    }
+    return 0;
+}
+
+static void no_delay(int fd) { /* latency tests only: a stream keeps Nagle, as iperf3 does */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void net_options(int fd) {
+    struct timeval tv = {NET_IO_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static int net_address(const char *addr, long port, struct sockaddr_in *sa) {
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((unsigned short)port);
+    /* Numeric IPv4 only: the probe never resolves names, so it can only reach what it is told. */
+    return (port >= 0 && port <= 65535 && inet_pton(AF_INET, addr, &sa->sin_addr) == 1) ? 0 : -1;
+}
+
+static void serve_one(int c, char *buf) {
+    unsigned char mode;
+    if (read_full(c, (char *)&mode, 1) != 0) return;
+    if (mode != 'S') no_delay(c);
+    if (mode == 'S') { /* stream: count until EOF, then report the count */
+        long long total = 0;
+        for (;;) {
+            ssize_t r = read(c, buf, NET_BUF_MAX);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            total += r;
+        }
+        char line[32];
+        int len = snprintf(line, sizeof line, "%lld\n", total);
+        write_full(c, line, (size_t)len);
+    } else if (mode == 'R') { /* request/response: echo SIZE-byte messages until EOF */
+        unsigned char h[4];
+        if (read_full(c, (char *)h, 4) != 0) return;
+        size_t size = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
+        if (size == 0 || size > NET_BUF_MAX) return;
+        while (read_full(c, buf, size) == 0)
+            if (write_full(c, buf, size) != 0) break;
+    } else if (mode == 'C') { /* connection set-up: one byte back */
+        write_full(c, "c", 1);
+    }
+}
+
+static int cmd_netserver(const char *addr, long port) {
+    struct sockaddr_in sa;
+    if (net_address(addr, port, &sa) != 0) {
+        fprintf(stderr, "probe: bad address %s port %ld (numeric IPv4 expected)\n", addr, port);
+        return 64;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(s, 128) != 0) {
+        fprintf(stderr, "probe: cannot listen on %s:%ld: %s\n", addr, port, strerror(errno));
+        return 2;
+    }
+    socklen_t len = sizeof sa;
+    getsockname(s, (struct sockaddr *)&sa, &len);
+    char *buf = malloc(NET_BUF_MAX);
+    if (!buf) return 2;
+    printf("listening=%s\nport=%d\n", addr, ntohs(sa.sin_port));
+    print_kernel();
+    fflush(stdout);
+    for (;;) { /* one client at a time: tests run one after another */
+        int c = accept(s, NULL, NULL);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            fprintf(stderr, "probe: accept: %s\n", strerror(errno));
+            return 2;
+        }
+        net_options(c);
+        serve_one(c, buf);
+        close(c);
+    }
+}
+
+static int net_connect(const struct sockaddr_in *sa, int latency) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    net_options(fd);
+    if (latency) no_delay(fd);
+    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort, then print NAME_p50/p99 (nearest rank), _mean, _min, _max in seconds. */
+static void print_latencies(const char *name, long long *ns, long long n) {
+    qsort(ns, (size_t)n, sizeof *ns, cmp_ll);
+    long long sum = 0;
+    for (long long i = 0; i < n; i++) sum += ns[i];
+    long long r50 = (50 * n + 99) / 100, r99 = (99 * n + 99) / 100;
+    printf("%s_count=%lld\n%s_p50=%.9f\n%s_p99=%.9f\n", name, n, name, (double)ns[r50 - 1] / 1e9,
+           name, (double)ns[r99 - 1] / 1e9);
+    printf("%s_mean=%.9f\n%s_min=%.9f\n%s_max=%.9f\n", name, (double)sum / (double)n / 1e9, name,
+           (double)ns[0] / 1e9, name, (double)ns[n - 1] / 1e9);
+}
+
+static int net_fail(const char *what) {
+    fprintf(stderr, "probe: %s: %s\n", what, errno ? strerror(errno) : "connection closed");
+    return 3;
+}
+
+static int net_rr(const struct sockaddr_in *sa, long long count, size_t size, char *buf,
+                  long long *ns) {
+    int fd = net_connect(sa, 1);
+    if (fd < 0) return net_fail("rr connect");
+    unsigned char h[5] = {'R', (unsigned char)(size >> 24), (unsigned char)(size >> 16),
+                          (unsigned char)(size >> 8), (unsigned char)size};
+    if (write_full(fd, (char *)h, 5) != 0) return net_fail("rr header");
+    memset(buf, 'r', size);
+    for (long long i = 0; i < count; i++) {
+        long long t = now_ns(CLOCK_MONOTONIC);
+        if (write_full(fd, buf, size) != 0 || read_full(fd, buf, size) != 0)
+            return net_fail("rr round trip");
+        ns[i] = now_ns(CLOCK_MONOTONIC) - t;
+    }
+    close(fd);
+    print_latencies("rr", ns, count);
+    return 0;
+}
+
+static int net_setup(const struct sockaddr_in *sa, long long count, long long *ns) {
+    for (long long i = 0; i < count; i++) {
+        char c;
+        long long t = now_ns(CLOCK_MONOTONIC);
+        int fd = net_connect(sa, 1);
+        if (fd < 0) return net_fail("connect");
+        if (write_full(fd, "C", 1) != 0 || read_full(fd, &c, 1) != 0) return net_fail("connect reply");
+        ns[i] = now_ns(CLOCK_MONOTONIC) - t;
+        close(fd);
+    }
+    print_latencies("connect", ns, count);
+    return 0;
+}
+
+static int net_stream(const struct sockaddr_in *sa, double seconds, size_t bufsize, char *buf) {
+    int fd = net_connect(sa, 0);
+    if (fd < 0 || write_full(fd, "S", 1) != 0) return net_fail("stream connect");
+    memset(buf, 's', bufsize);
+    long long sent = 0, t0 = now_ns(CLOCK_MONOTONIC), stop = t0 + (long long)(seconds * 1e9);
+    while (now_ns(CLOCK_MONOTONIC) < stop) {
+        ssize_t w = write(fd, buf, bufsize);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return net_fail("stream write");
+        sent += w;
+    }
+    shutdown(fd, SHUT_WR); /* the server reports what it received once it reads EOF */
+    char line[32] = {0};
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd, line + got, sizeof line - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    long long t1 = now_ns(CLOCK_MONOTONIC), received = atoll(line);
+    close(fd);
+    if (got == 0 || received != sent) {
+        fprintf(stderr, "probe: stream: server received %lld of %lld bytes\n", received, sent);
+        return 3;
+    }
+    double s = (double)(t1 - t0) / 1e9;
+    printf("stream_bytes=%lld\nstream_seconds=%.9f\nstream_rate=%.3f\nstream_buffer=%zu\n",
+           received, s, (double)received / s, bufsize);
+    return 0;
+}
+
+static int cmd_netclient(char **argv) {
+    struct sockaddr_in sa;
+    double seconds = atof(argv[4]);
+    long long bufsize = atoll(argv[5]), rr_count = atoll(argv[6]), rr_size = atoll(argv[7]);
+    long long connects = atoll(argv[8]);
+    if (net_address(argv[2], atol(argv[3]), &sa) != 0 || seconds <= 0 || seconds > 3600 ||
+        bufsize < 1 || bufsize > NET_BUF_MAX || rr_size < 1 || rr_size > NET_BUF_MAX ||
+        rr_count < 1 || rr_count > NET_SAMPLES_MAX || connects < 1 || connects > NET_SAMPLES_MAX) {
+        fprintf(stderr, "probe: netclient: arguments out of range\n");
+        return 64;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    size_t biggest = (size_t)(bufsize > rr_size ? bufsize : rr_size);
+    char *buf = malloc(biggest);
+    long long *ns = malloc((size_t)(rr_count > connects ? rr_count : connects) * sizeof *ns);
+    if (!buf || !ns) return 2;
+    printf("server=%s:%s\n", argv[2], argv[3]);
+    print_kernel();
+    int rc = net_rr(&sa, rr_count, (size_t)rr_size, buf, ns);
+    if (rc == 0) rc = net_setup(&sa, connects, ns);
+    if (rc == 0) rc = net_stream(&sa, seconds, (size_t)bufsize, buf);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     long long t_first = now_ns(CLOCK_REALTIME); /* first instruction of the workload */
     if (argc >= 2 && strcmp(argv[1], "ready") == 0) return cmd_ready(t_first);
     if (argc >= 5 && strcmp(argv[1], "syscall") == 0)
         return cmd_syscall(atoll(argv[2]), atoll(argv[3]), argv[4]);
     if (argc >= 4 && strcmp(argv[1], "idle") == 0) return cmd_idle(atoll(argv[2]), atof(argv[3]));
+    if (argc >= 4 && strcmp(argv[1], "netserver") == 0) return cmd_netserver(argv[2], atol(argv[3]));
+    if (argc >= 9 && strcmp(argv[1], "netclient") == 0) return cmd_netclient(argv);
     fprintf(stderr,
-            "usage: %s ready | syscall NULL_CALLS MIXED_ITERS DIR | idle BYTES SECONDS\n",
+            "usage: %s ready | syscall NULL_CALLS MIXED_ITERS DIR | idle BYTES SECONDS\n"
+            "       | netserver ADDR PORT\n"
+            "       | netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS\n",
             argv[0]);
     return 64;
 }

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench import backends
+from bench.scenario.model import WORKLOAD_KINDS
 from bench.scenario.loader import (
     MAX_FILE_BYTES,
     MAX_NODES,
@@ -107,15 +108,15 @@ def test_zero_timeout(tmp_path):
 
 
 def test_unknown_workload_kind_lists_the_kinds(tmp_path):
-    text = GOOD.replace("kind: syscall", "kind: network").replace("  null_calls: 1000\n", "")
+    text = GOOD.replace("kind: syscall", "kind: netwrok").replace("  null_calls: 1000\n", "")
     errors = errors_of(tmp_path, text)
     the_error(
         errors,
         tmp_path / "s.yaml",
         4,
         "workload.kind",
-        "unknown workload kind 'network'",
-        "startup, syscall, disk, memory, command",
+        "unknown workload kind 'netwrok'",
+        ", ".join(WORKLOAD_KINDS),
     )
 
 

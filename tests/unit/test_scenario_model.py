@@ -35,7 +35,8 @@ def scenario(**changes: object) -> Scenario:
 
 def test_public_api_names():
     assert KNOWN_BACKENDS == ("native", "sandbox", "docker", "podman", "vagrant")
-    assert WORKLOAD_KINDS == ("startup", "syscall", "disk", "memory", "command")
+    assert WORKLOAD_KINDS[:5] == ("startup", "syscall", "disk", "memory", "command")
+    assert {"network", "density"} <= set(WORKLOAD_KINDS)
     assert SUPPORTED_FORMAT_VERSIONS == (1,)
     assert [c.model_fields["kind"].annotation.__args__[0] for c in workload_classes()] == list(
         WORKLOAD_KINDS

@@ -23,10 +23,13 @@ from typing import Any, Final
 
 from bench import ownership
 from bench.backends.base import Repetition
+from bench.paths import cache_dir
 from bench.scenario.model import (
     CommandWorkload,
+    DensityWorkload,
     DiskWorkload,
     MemoryWorkload,
+    NetworkWorkload,
     Scenario,
     SyscallWorkload,
 )
@@ -35,12 +38,14 @@ from bench.workloads import (
     GUEST_PROBE,
     ExecResult,
     Executor,
+    build_probe,
     disk_placement,
     disk_variant,
     run_command,
     run_disk,
     run_syscall,
 )
+from bench.workloads.density import MAX_THREADS, run_density
 
 # The SDK is a declared dependency, but a broken install must make the backend report itself
 # unavailable with the reason, not crash the registry.
@@ -48,6 +53,12 @@ try:
     import docker
 
     from bench.backends.docker import measure
+    from bench.backends.docker.netdensity import (
+        DockerInstances,
+        DockerNetwork,
+        client_applies,
+        server_settings,
+    )
     from bench.backends.docker.support import (
         OVERLAY_DIR,
         VOLUME_MOUNT,
@@ -93,6 +104,7 @@ class DockerBackend:
         self._client: docker.DockerClient | None = None
         self._ownership: Ownership | None = None
         self._executors: dict[tuple[str, str], ContainerExecutor] = {}
+        self._networks: dict[tuple[str, str], DockerNetwork] = {}
         self._cleaned = False
         self._tag: str | None = None
         self._runtime_checked: dict[str, str] = {}  # runtime -> "" (works) or why not
@@ -104,7 +116,8 @@ class DockerBackend:
     def _connect(self) -> docker.DockerClient:
         if self._client is None:
             connect(PING_TIMEOUT).close()  # fails fast, with a specific reason
-            self._client = docker.from_env(timeout=API_TIMEOUT)
+            # Enough pooled connections for density's concurrent launches.
+            self._client = docker.from_env(timeout=API_TIMEOUT, max_pool_size=MAX_THREADS + 4)
         return self._client
 
     def _owner(self) -> Ownership:
@@ -214,8 +227,33 @@ class DockerBackend:
                         out += [Variant.of(**base, storage=s, **direct) for s in options.storage]
                     elif kind == "startup":
                         out += [Variant.of(**base), Variant.of(**base, path="cli")]
+                    elif isinstance(scenario.workload, NetworkWorkload | DensityWorkload):
+                        out += self._sweep_variants(scenario, base)
                     else:
                         out.append(Variant.of(**base))
+        return out
+
+    def _sweep_variants(self, scenario: Scenario, base: dict[str, str]) -> list[Variant]:
+        """Network: x client (a host client needs a network); density: x instances x start."""
+        workload = scenario.workload
+        if isinstance(workload, DensityWorkload):
+            return [
+                Variant.of(**base, instances=str(n), start=mode)
+                for n in workload.instances
+                for mode in workload.start
+            ]
+        assert isinstance(workload, NetworkWorkload)
+        out = []
+        for where in workload.client:
+            if client_applies(base["network"], where):
+                out.append(Variant.of(**base, client=where))
+                continue
+            note = (
+                f"{scenario.name}: network={base['network']} has no interface a host client "
+                "can reach; its client=host variant is not measured (client=inside is)"
+            )
+            if note not in self._notes:
+                self._notes.append(note)
         return out
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
@@ -230,7 +268,7 @@ class DockerBackend:
             msg = f"isobench image missing ({tag}); run: isobench env build"
             raise BackendUnavailable(msg)
         self._check_runtime(client, variant.params.get("runtime", "runc"))
-        if scenario.workload.kind not in {"syscall", "disk", "command"}:
+        if scenario.workload.kind not in {"syscall", "disk", "command", "network"}:
             return
         key = (scenario.hash, variant.label)
         if key in self._executors:
@@ -249,6 +287,12 @@ class DockerBackend:
         )
         if variant.params.get("storage") == "overlay":
             executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
+        if isinstance(scenario.workload, NetworkWorkload):  # the server is the main process
+            network = variant.params.get("network", "none")
+            executor.command, executor.ports, extra = server_settings(network)
+            executor.host_config.update(extra)
+            probe = str(build_probe(cache_dir()))  # the host client: same source as the guest's
+            self._networks[key] = DockerNetwork(executor, network, probe)
         self._executors[key] = executor
         executor.ensure()
 
@@ -262,6 +306,8 @@ class DockerBackend:
             "runtime": variant.params.get("runtime", "runc"),
             "seccomp_profile": seccomp_profile(variant.params),
         }
+        if isinstance(workload, DensityWorkload):
+            return self._density(client, workload, repetition, facts)
         if workload.kind in {"startup", "memory"}:
             owner = self._owner()
             spec = measure.Spec(
@@ -298,10 +344,38 @@ class DockerBackend:
             facts.update(disk_placement(executor.host_path(directory)))
         elif isinstance(workload, CommandWorkload):
             outcome = run_command(execute, workload, repetition.timeout)
+        elif isinstance(workload, NetworkWorkload):
+            where = variant.params.get("client", "host")
+            outcome = self._networks[key].run(workload, where, repetition.timeout)
         else:  # pragma: no cover - the scenario model admits no other kind
             msg = f"unsupported workload kind {workload.kind!r}"
             raise BackendError(msg)
         return Outcome(outcome.measurements, {**outcome.facts, **facts})
+
+    def _density(
+        self,
+        client: docker.DockerClient,
+        workload: DensityWorkload,
+        repetition: Repetition,
+        facts: dict[str, str],
+    ) -> Outcome:
+        """N idle containers (:mod:`bench.workloads.density`); each removed whatever happens."""
+        variant = repetition.variant
+        instances = DockerInstances(
+            client,
+            self._image(),
+            self._owner(),
+            variant.label,
+            host_config_kwargs(variant.params, repetition.scenario.limits),
+        )
+        outcome = run_density(
+            instances,
+            int(variant.params["instances"]),
+            variant.params["start"],
+            workload.settle,
+            repetition.timeout,
+        )
+        return Outcome(outcome.measurements, {**facts, **outcome.facts})
 
     def teardown(self) -> None:
         """Remove every container and volume this backend instance created."""
@@ -310,6 +384,7 @@ class DockerBackend:
         for executor in self._executors.values():
             executor.discard()
         self._executors.clear()
+        self._networks.clear()
         try:
             if self._ownership is not None:
                 remove_run(self._client, self._ownership.run)

@@ -188,6 +188,8 @@ class ContainerExecutor:
         self.host_config = dict(host_config)
         self.container_id: str | None = None
         self.setup: list[Sequence[str]] = []  # argv run after every (re)creation
+        self.command: list[str] = ["sleep", "infinity"]  # the container's main process
+        self.ports: list[int] = []  # container ports to expose (published via host_config)
 
     def ensure(self) -> str:
         """Create and start the container unless it is running; return its id."""
@@ -201,7 +203,8 @@ class ContainerExecutor:
             self.discard()
         created = api.create_container(
             self.image,
-            command=["sleep", "infinity"],
+            command=self.command,
+            ports=self.ports or None,
             labels=self.labels,
             name=self.name,
             host_config=api.create_host_config(**self.host_config),

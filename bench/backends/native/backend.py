@@ -31,10 +31,11 @@ from typing import Any, Final
 
 from bench.backends.base import Repetition
 from bench.backends.cgroup import Cgroup, limits_text
+from bench.backends.native.netdensity import NativeInstances, NativeNetwork
 from bench.ownership import make_owned_dir, scratch_leftovers, sweep
 from bench.paths import cache_dir
 from bench.procgroup import REAPER, kill_tree, release, spawn, terminate_group
-from bench.scenario.model import Scenario
+from bench.scenario.model import DensityWorkload, NetworkWorkload, Scenario
 from bench.sysinfo import filesystem_facts, vm_hwm
 from bench.values import (
     Availability,
@@ -60,6 +61,7 @@ from bench.workloads import (
     run_disk,
     run_syscall,
 )
+from bench.workloads.density import run_density
 from bench.workloads.hostmem import environment_memory, process_tree
 
 HOST: Final = Variant("host", {})
@@ -122,6 +124,7 @@ class NativeBackend:
         self._counter = 0
         self._swept = False
         self._sweep_notes: list[str] = []
+        self._network: NativeNetwork | None = None
 
     # -- Backend protocol -------------------------------------------------------------------
 
@@ -136,6 +139,12 @@ class NativeBackend:
         workload = scenario.workload
         if isinstance(workload, DiskWorkload) and disk_variant(workload):
             return [Variant.of(**disk_variant(workload))]
+        if isinstance(workload, DensityWorkload):
+            return [
+                Variant.of(instances=str(n), start=mode)
+                for n in workload.instances
+                for mode in workload.start
+            ]
         return [HOST]
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
@@ -179,13 +188,20 @@ class NativeBackend:
             outcome = self._memory(workload, timeout)
         elif isinstance(workload, CommandWorkload):
             outcome = run_command(execute, workload, timeout)
+        elif isinstance(workload, NetworkWorkload):
+            outcome = self._network_server().run(workload, timeout)
+        elif isinstance(workload, DensityWorkload):
+            outcome = self._density(workload, repetition)
         else:  # pragma: no cover - the scenario model admits no other kind
             msg = f"unsupported workload {workload!r}"
             raise BackendError(msg)
         return self._with_facts(outcome, {"limits": self._limits_note})
 
     def teardown(self) -> None:
-        """Remove the transient cgroup, if any."""
+        """Stop the network server, remove the transient cgroup, if any."""
+        if self._network is not None:
+            self._network.stop()
+            self._network = None
         self._remove_cgroup()
 
     def notes(self) -> list[str]:
@@ -370,6 +386,30 @@ class NativeBackend:
     def _workload_pid(self, pid: int) -> int:
         """The workload's own process, given the spawned one (the sandbox wraps it)."""
         return pid
+
+    def _spawn_merged(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        return self._spawn(argv, merge_stderr=True)[0]
+
+    def _network_server(self) -> NativeNetwork:
+        if self._network is None:
+            self._network = NativeNetwork(self._spawn_merged, _read_until, str(self._probe))
+        return self._network
+
+    def _density(self, workload: DensityWorkload, repetition: Repetition) -> Outcome:
+        """N idle probes on the host (:mod:`bench.workloads.density`)."""
+        params = repetition.variant.params
+        instances = NativeInstances(self._spawn_merged, _read_until, str(self._probe))
+        outcome = run_density(
+            instances,
+            int(params["instances"]),
+            params["start"],
+            workload.settle,
+            repetition.timeout,
+        )
+        if self._cgroup is not None:  # one cgroup holds every instance: say so
+            extra = {"limits_scope": "one cgroup shared by all instances"}
+            return Outcome(outcome.measurements, {**outcome.facts, **extra})
+        return outcome
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -1,0 +1,141 @@
+"""The ``network`` workload: TCP stream, request/response and connection set-up, one binary.
+
+The static probe is both ends (``probe netserver`` / ``probe netclient``, see probe.c), so
+native, container and VM run the very same code, as for syscalls. The server runs *in* the
+environment; the client runs on the host (``client: host``) or in the environment too
+(``client: inside``). One client invocation runs three tests, each on its own connection:
+
+* request/response: ``requests`` round trips of ``message_size`` bytes each way (TCP_NODELAY),
+  each timed with CLOCK_MONOTONIC: ``network.rr_latency_p50`` / ``_p99`` (nearest rank);
+* connection set-up: ``connections`` times connect() plus a 1-byte request and its reply
+  (the reply proves the server end exists: a userland proxy accepts before it connects on):
+  ``network.connect_latency_p50`` / ``_p99``;
+* stream: write ``buffer``-sized chunks for ``duration`` seconds, half-close, and wait for the
+  server's count of bytes received: ``network.tcp_throughput`` = bytes received / (first
+  write -> count received), in B/s (the receiver's figure, like iperf3's "receiver" line).
+
+Addresses are only ever 127.0.0.1 (host loopback, a published or forwarded loopback port,
+or the environment's own loopback); the probe takes numeric IPv4 addresses and resolves no
+names. Every loop is bounded by its count or duration, every socket read/write by a 30 s
+timeout in the probe, and every process by the repetition's timeout here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from bench.procgroup import REAPER, kill_tree, release, spawn
+from bench.scenario.model import NetworkWorkload
+from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
+from bench.workloads import CONTRACT, ExecResult, Executor, parse_keyvalues
+
+#: The only address a network client ever talks to.
+LOOPBACK: Final = "127.0.0.1"
+#: The server's port inside an environment with its own network namespace.
+SERVER_PORT: Final = 5201
+EMITS: Final = frozenset(CONTRACT["network"])
+#: Probe output key -> metric name.
+_METRICS: Final = (
+    ("stream_rate", "network.tcp_throughput"),
+    ("rr_p50", "network.rr_latency_p50"),
+    ("rr_p99", "network.rr_latency_p99"),
+    ("connect_p50", "network.connect_latency_p50"),
+    ("connect_p99", "network.connect_latency_p99"),
+)
+#: Probe output keys kept as facts (so a figure can be checked against its raw counts).
+_FACTS: Final = (
+    "stream_bytes",
+    "stream_seconds",
+    "rr_count",
+    "rr_mean",
+    "rr_min",
+    "rr_max",
+    "connect_count",
+    "connect_mean",
+    "connect_max",
+)
+
+
+def server_argv(probe: str, address: str, port: int) -> list[str]:
+    """argv of the probe's TCP server (port 0: the kernel picks a free one)."""
+    return [probe, "netserver", address, str(port)]
+
+
+def client_argv(probe: str, port: int, workload: NetworkWorkload) -> list[str]:
+    """argv of one client run (rr, connect, stream) against 127.0.0.1:``port``."""
+    return [
+        probe,
+        "netclient",
+        LOOPBACK,
+        str(port),
+        f"{workload.duration:g}",
+        str(int(workload.buffer)),
+        str(workload.requests),
+        str(int(workload.message_size)),
+        str(workload.connections),
+    ]
+
+
+def parse_server_port(text: str) -> int:
+    """The port the server printed (``port=N``); BackendError when it printed none."""
+    value = parse_keyvalues(text).get("port", "")
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        msg = f"the network server printed no port: {text[-300:]!r}"
+        raise BackendError(msg)
+    return int(value)
+
+
+def parse_client(stdout: str) -> Outcome:
+    """Turn ``probe netclient`` output into samples (seconds and B/s) and facts."""
+    kv = parse_keyvalues(stdout)
+    try:
+        measurements = [Measurement(metric, float(kv[key])) for key, metric in _METRICS]
+    except (KeyError, ValueError) as exc:
+        msg = f"unparseable network probe output: {stdout[-300:]!r}"
+        raise BackendError(msg) from exc
+    facts = {f"net_{key}": kv[key] for key in _FACTS if key in kv}
+    if "kernel" in kv:
+        facts["kernel_client"] = kv["kernel"]
+    return Outcome(measurements, facts)
+
+
+def run_client(
+    execute: Executor, probe: str, port: int, workload: NetworkWorkload, timeout: float
+) -> Outcome:
+    """Run the client through ``execute`` (host or inside) and parse what it measured."""
+    result = execute(client_argv(probe, port, workload), timeout)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip()[-400:]
+        msg = f"network client exited with status {result.returncode}: {tail}"
+        raise BackendError(msg)
+    return parse_client(result.stdout)
+
+
+def host_execute(argv: Sequence[str], timeout: float) -> ExecResult:
+    """An :data:`Executor` on the host: its own process group, killed after ``timeout`` s."""
+    REAPER.start()
+    start = time.perf_counter()
+    try:
+        proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        msg = f"cannot run {argv[0]!r} on the host: {exc.strerror or exc}"
+        raise BackendError(msg) from exc
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        kill_tree(proc)
+        msg = f"{argv[0]} {argv[1] if len(argv) > 1 else ''} still running after {timeout:g} s"
+        raise RepetitionTimeout(msg.replace("  ", " ")) from exc
+    except BaseException:  # Ctrl-C: never leave a client running
+        kill_tree(proc)
+        raise
+    release(proc)
+    return ExecResult(
+        proc.returncode,
+        out.decode(errors="replace"),
+        err.decode(errors="replace"),
+        time.perf_counter() - start,
+    )
