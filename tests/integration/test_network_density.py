@@ -185,7 +185,7 @@ def test_docker_network_paths(
     assert "127.0.0.1" in outcome.facts["net_path"]
     if (network, where) == ("bridge", "host"):
         assert outcome.facts["net_proxy"]  # which process served the published port
-    run = dockerb._owner().run  # noqa: SLF001 - the run token labels every container
+    run = dockerb._owner().run
     assert labelled(client, f"{RUN_LABEL}={run}")
     dockerb.teardown()
     assert labelled(client, f"{RUN_LABEL}={run}") == []
@@ -204,7 +204,7 @@ def test_docker_density_removes_every_container(
     check_density(outcome, 4)
     # Each container costs at least its shim: far more than a native idle probe (< 1 MiB).
     assert values(outcome)["density.pss_per_instance"] > 1024 * 1024
-    run = dockerb._owner().run  # noqa: SLF001
+    run = dockerb._owner().run
     assert labelled(client, f"{RUN_LABEL}={run}") == []  # removed by the repetition itself
 
 

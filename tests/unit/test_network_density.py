@@ -135,7 +135,7 @@ def test_published_port_needs_a_loopback_binding() -> None:
     info = {"NetworkSettings": {"Ports": {"5201/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49"}]}}}
     assert published_port(info) == 49
     wide = {"NetworkSettings": {"Ports": {"5201/tcp": [{"HostIp": "0.0.0.0", "HostPort": "49"}]}}}
-    with pytest.raises(BackendError, match="no port published on 127.0.0.1"):
+    with pytest.raises(BackendError, match=r"no port published on 127\.0\.0\.1"):
         published_port(wide)
 
 

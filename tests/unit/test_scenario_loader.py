@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from bench import backends
-from bench.scenario.model import WORKLOAD_KINDS
 from bench.scenario.loader import (
     MAX_FILE_BYTES,
     MAX_NODES,
@@ -16,6 +15,7 @@ from bench.scenario.loader import (
     check_paths,
     load_scenarios,
 )
+from bench.scenario.model import WORKLOAD_KINDS
 
 GOOD = """\
 format_version: 1

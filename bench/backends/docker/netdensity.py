@@ -52,13 +52,14 @@ _POLL: Final = 0.005
 def server_settings(network: str) -> tuple[list[str], list[int], dict[str, Any]]:
     """(command, exposed ports, extra host-config) of the server container for ``network``."""
     if network == "bridge":
-        bind = {SERVER_PORT: (LOOPBACK,)}  # published on host loopback, Docker picks the port
+        # All of the container's own interfaces (its netns), reached only through the port
+        # Docker publishes on host loopback.
+        everywhere = "0.0.0.0"  # noqa: S104
+        bind = {SERVER_PORT: (LOOPBACK,)}  # published on 127.0.0.1, Docker picks the port
         return (
-            server_argv(GUEST_PROBE, "0.0.0.0", SERVER_PORT),
+            server_argv(GUEST_PROBE, everywhere, SERVER_PORT),
             [SERVER_PORT],
-            {  # noqa: S104
-                "port_bindings": bind
-            },
+            {"port_bindings": bind},
         )
     if network == "host":  # host loopback: let the kernel pick a free port
         return server_argv(GUEST_PROBE, LOOPBACK, 0), [], {}
