@@ -26,7 +26,13 @@ from bench.backends.base import Repetition
 from bench.backends.docker.backend import DockerBackend
 from bench.backends.docker.support import OWNER_LABEL, RUN_LABEL
 from bench.backends.native.backend import NativeBackend
-from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
+from bench.envbuild.image import (
+    DockerUnreachableError,
+    connect,
+    ensure_image,
+    image_exists,
+    image_tag,
+)
 from bench.scenario.model import Scenario, parse_scenario
 from bench.values import Outcome, Variant
 from bench.workloads import CONTRACT
@@ -134,7 +140,8 @@ def client() -> Iterator[docker.DockerClient]:
         skip_or_fail(str(exc))
         raise
     try:
-        ensure_image(log=lambda _: None)
+        if not image_exists(c, image_tag()):  # ensure_image always rebuilds a missing rootfs
+            ensure_image(log=lambda _: None)
     except FileNotFoundError as exc:
         skip_or_fail(f"cannot build the isobench image: {exc}")
     yield c
