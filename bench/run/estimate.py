@@ -22,8 +22,10 @@ from typing import Any, Final
 
 from bench.run.plan import PlanRow
 from bench.scenario.model import (
+    DensityWorkload,
     DiskWorkload,
     MemoryWorkload,
+    NetworkWorkload,
     Scenario,
     StartupWorkload,
     SyscallWorkload,
@@ -143,6 +145,10 @@ def native_parts(scenario: Scenario) -> tuple[float, float]:
         return 5 * workload.runtime, workload.file_size / 300e6 + 0.5
     if isinstance(workload, MemoryWorkload):
         return workload.idle, workload.alloc / 1e9 + 0.3
+    if isinstance(workload, NetworkWorkload):  # the stream's duration; round trips, set-ups
+        return workload.duration, workload.requests * 2e-5 + workload.connections * 6e-5 + 0.1
+    if isinstance(workload, DensityWorkload):  # settle; the largest N's starts and stops
+        return workload.settle, max(workload.instances) * 0.02 + 0.1
     for argument in workload.command:  # a command that says how long it runs
         match = _TIME_OPTION.match(argument)
         if match:

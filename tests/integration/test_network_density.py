@@ -160,6 +160,7 @@ def labelled(client: docker.DockerClient, label: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": label}))
 
 
+@pytest.mark.docker
 def test_docker_network_variants_skip_a_host_client_without_network(
     dockerb: DockerBackend,
 ) -> None:
@@ -173,6 +174,7 @@ def test_docker_network_variants_skip_a_host_client_without_network(
     assert any("network=none has no interface" in note for note in dockerb.notes())
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize(
     ("network", "where"),
     [("bridge", "host"), ("host", "host"), ("none", "inside"), ("bridge", "inside")],
@@ -200,6 +202,7 @@ def test_docker_network_paths(
 
 
 @pytest.mark.parametrize("mode", ["sequential", "concurrent"])
+@pytest.mark.docker
 def test_docker_density_removes_every_container(
     dockerb: DockerBackend, client: docker.DockerClient, tmp_path: Path, mode: str
 ) -> None:
@@ -224,6 +227,7 @@ def _harness_owned(client: docker.DockerClient, pid: int) -> list[Any]:
     return out
 
 
+@pytest.mark.docker
 def test_ctrl_c_during_docker_and_native_density_leaves_nothing(
     client: docker.DockerClient, tmp_path: Path
 ) -> None:
