@@ -71,12 +71,12 @@ FRESH_VM_KINDS: Final = frozenset({"startup", "memory"})
 #: Workload kinds the VM side does not run yet: a ``skipped`` row with this reason.
 UNSUPPORTED_KINDS: Final = {
     "network": (
-        "network workloads are not implemented for VMs yet (planned: server in the VM behind "
-        "a loopback port forward, after the python-vagrant rewrite of this backend)"
+        "network workloads are not implemented for VMs yet (planned: the probe's server in the "
+        "VM behind a port forwarded on 127.0.0.1)"
     ),
     "density": (
-        "density workloads are not implemented for VMs yet (planned: VM count capped by host "
-        "memory, after the python-vagrant rewrite of this backend)"
+        "density workloads are not implemented for VMs yet (planned: N VMs, N capped by host "
+        "memory with a message)"
     ),
 }
 PROVISION_HINT: Final = "isobench provision  (or: sudo scripts/provision-libvirt.sh)"
