@@ -5,7 +5,8 @@
  *   probe ready                     print CLOCK_REALTIME at the first instruction of main()
  *   probe syscall NULL MIXED DIR    null (getppid) and mixed (stat/open/read/close) call rates
  *   probe idle BYTES SECONDS        touch BYTES of memory, say "ready", idle, report peak RSS
- *   probe netserver ADDR PORT       TCP server for netclient (PORT 0: any free port), forever
+ *   probe netserver ADDR PORT       TCP server for netclient (PORT 0: any free port), forever;
+ *                                   a stream is read in the chunk size the client writes
  *   probe netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS
  *                                   request/response round trips, connection set-ups, then a
  *                                   stream; percentiles by nearest rank, times CLOCK_MONOTONIC
@@ -177,10 +178,14 @@ static void serve_one(int c, char *buf) {
     unsigned char mode;
     if (read_full(c, (char *)&mode, 1) != 0) return;
     if (mode != 'S') no_delay(c);
-    if (mode == 'S') { /* stream: count until EOF, then report the count */
+    if (mode == 'S') { /* stream: read SIZE-byte chunks (as iperf3 does) until EOF, report */
+        unsigned char h[4];
+        if (read_full(c, (char *)h, 4) != 0) return;
+        size_t size = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
+        if (size == 0 || size > NET_BUF_MAX) return;
         long long total = 0;
         for (;;) {
-            ssize_t r = read(c, buf, NET_BUF_MAX);
+            ssize_t r = read(c, buf, size);
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0) break;
             total += r;
@@ -302,7 +307,9 @@ static int net_setup(const struct sockaddr_in *sa, long long count, long long *n
 
 static int net_stream(const struct sockaddr_in *sa, double seconds, size_t bufsize, char *buf) {
     int fd = net_connect(sa, 0);
-    if (fd < 0 || write_full(fd, "S", 1) != 0) return net_fail("stream connect");
+    unsigned char h[5] = {'S', (unsigned char)(bufsize >> 24), (unsigned char)(bufsize >> 16),
+                          (unsigned char)(bufsize >> 8), (unsigned char)bufsize};
+    if (fd < 0 || write_full(fd, (char *)h, 5) != 0) return net_fail("stream connect");
     memset(buf, 's', bufsize);
     long long sent = 0, t0 = now_ns(CLOCK_MONOTONIC), stop = t0 + (long long)(seconds * 1e9);
     while (now_ns(CLOCK_MONOTONIC) < stop) {
