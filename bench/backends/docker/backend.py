@@ -56,8 +56,8 @@ try:
     from bench.backends.docker.netdensity import (
         DockerInstances,
         DockerNetwork,
-        client_applies,
         server_settings,
+        sweep_variants,
     )
     from bench.backends.docker.support import (
         OVERLAY_DIR,
@@ -228,32 +228,9 @@ class DockerBackend:
                     elif kind == "startup":
                         out += [Variant.of(**base), Variant.of(**base, path="cli")]
                     elif isinstance(scenario.workload, NetworkWorkload | DensityWorkload):
-                        out += self._sweep_variants(scenario, base)
+                        out += sweep_variants(scenario, base, self._notes)
                     else:
                         out.append(Variant.of(**base))
-        return out
-
-    def _sweep_variants(self, scenario: Scenario, base: dict[str, str]) -> list[Variant]:
-        """Network: x client (a host client needs a network); density: x instances x start."""
-        workload = scenario.workload
-        if isinstance(workload, DensityWorkload):
-            return [
-                Variant.of(**base, instances=str(n), start=mode)
-                for n in workload.instances
-                for mode in workload.start
-            ]
-        assert isinstance(workload, NetworkWorkload)
-        out = []
-        for where in workload.client:
-            if client_applies(base["network"], where):
-                out.append(Variant.of(**base, client=where))
-                continue
-            note = (
-                f"{scenario.name}: network={base['network']} has no interface a host client "
-                "can reach; its client=host variant is not measured (client=inside is)"
-            )
-            if note not in self._notes:
-                self._notes.append(note)
         return out
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
@@ -307,7 +284,17 @@ class DockerBackend:
             "seccomp_profile": seccomp_profile(variant.params),
         }
         if isinstance(workload, DensityWorkload):
-            return self._density(client, workload, repetition, facts)
+            owner, labels = self._owner(), variant.label
+            config = host_config_kwargs(variant.params, scenario.limits)
+            instances = DockerInstances(client, self._image(), owner, labels, config)
+            outcome = run_density(
+                instances,
+                int(variant.params["instances"]),
+                variant.params["start"],
+                workload.settle,
+                repetition.timeout,
+            )
+            return Outcome(outcome.measurements, {**facts, **outcome.facts})
         if workload.kind in {"startup", "memory"}:
             owner = self._owner()
             spec = measure.Spec(
@@ -351,31 +338,6 @@ class DockerBackend:
             msg = f"unsupported workload kind {workload.kind!r}"
             raise BackendError(msg)
         return Outcome(outcome.measurements, {**outcome.facts, **facts})
-
-    def _density(
-        self,
-        client: docker.DockerClient,
-        workload: DensityWorkload,
-        repetition: Repetition,
-        facts: dict[str, str],
-    ) -> Outcome:
-        """N idle containers (:mod:`bench.workloads.density`); each removed whatever happens."""
-        variant = repetition.variant
-        instances = DockerInstances(
-            client,
-            self._image(),
-            self._owner(),
-            variant.label,
-            host_config_kwargs(variant.params, repetition.scenario.limits),
-        )
-        outcome = run_density(
-            instances,
-            int(variant.params["instances"]),
-            variant.params["start"],
-            workload.settle,
-            repetition.timeout,
-        )
-        return Outcome(outcome.measurements, {**facts, **outcome.facts})
 
     def teardown(self) -> None:
         """Remove every container and volume this backend instance created."""

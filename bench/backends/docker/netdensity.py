@@ -31,8 +31,8 @@ import psutil
 
 from bench.backends.docker.measure import cgroup_memory, cgroup_pids
 from bench.backends.docker.support import ContainerExecutor, Ownership
-from bench.scenario.model import NetworkWorkload
-from bench.values import BackendError, Outcome, RepetitionTimeout
+from bench.scenario.model import DensityWorkload, NetworkWorkload, Scenario
+from bench.values import BackendError, Outcome, RepetitionTimeout, Variant
 from bench.workloads import GUEST_PROBE, ExecResult, parse_keyvalues
 from bench.workloads.hostmem import process_tree
 from bench.workloads.network import (
@@ -69,6 +69,33 @@ def server_settings(network: str) -> tuple[list[str], list[int], dict[str, Any]]
 def client_applies(network: str, client: str) -> bool:
     """Whether a host client can reach a server on ``network`` (none: inside only)."""
     return not (network == "none" and client == "host")
+
+
+def sweep_variants(scenario: Scenario, base: dict[str, str], notes: list[str]) -> list[Variant]:
+    """Network: ``base`` x client (a host client needs a network); density: x instances x start.
+
+    A skipped combination is explained once in ``notes``.
+    """
+    workload = scenario.workload
+    if isinstance(workload, DensityWorkload):
+        return [
+            Variant.of(**base, instances=str(n), start=mode)
+            for n in workload.instances
+            for mode in workload.start
+        ]
+    assert isinstance(workload, NetworkWorkload)
+    out = []
+    for where in workload.client:
+        if client_applies(base["network"], where):
+            out.append(Variant.of(**base, client=where))
+            continue
+        note = (
+            f"{scenario.name}: network={base['network']} has no interface a host client "
+            "can reach; its client=host variant is not measured (client=inside is)"
+        )
+        if note not in notes:
+            notes.append(note)
+    return out
 
 
 def _logs(client: docker.DockerClient, container: str) -> str:
