@@ -1,45 +1,69 @@
-"""Two-run comparison: which changes are real (pure; the CLI lives in bench.commands.compare).
+"""Run comparison and regression gate (pure; the CLI lives in bench.commands.compare).
 
-A change is reported only when the relative change of the median exceeds the threshold
-**and** a two-sided Mann-Whitney U test agrees. A run holds dozens of comparisons, so the
-p-values are adjusted with Benjamini-Hochberg by default (``q_value``): with 20 comparisons of
-7 samples at 5 % CV, raw p < 0.05 flags something in about a third of A/A runs; with the
-adjustment the chance that an A/A run flags anything is held near alpha (under the global null
-BH controls the family-wise error). Hosts are ignored on purpose: CI runners change hostname
-between runs, and the gate compares like-for-like configurations.
+What is compared, per scenario x backend x variant x metric:
+
+* ``ratio``: the overhead ratio measured **within each run** (container/native, VM/native,
+  oriented so that > 1 costs more). A new CI machine moves native and isolated figures
+  together, so ratios survive it; they are always gated.
+* ``median``: the raw medians. Gated only when every run of both sides comes from one host
+  (the caller says so with ``gate_medians``); otherwise shown and marked "not gated".
+
+The change is the difference of mean run levels (log of each run's median). Its noise is the
+spread of the run levels when a side holds several runs (the run is the sampling unit; the
+variance is moderated within the metric family, see :func:`bench.stats.moderate`), else the
+within-run noise only, and the output says which. A change counts when its interval, at a
+confidence corrected for the number of comparisons **in its metric family** (Bonferroni),
+lies entirely beyond the threshold. ``detectable`` is the smallest change the data could
+tell from no change (80 % power); ``needed_n`` how many samples per run would bring it under
+the threshold (None when run-to-run spread alone exceeds it: more runs are needed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from bench import metrics
-from bench.stats import SEED, FloatArray, measured, ratio_ci
+from bench import stats as st
 
 KEYS: Final = ("scenario", "backend", "variant", "metric")
 DEFAULT_THRESHOLD: Final = 0.05
 ALPHA: Final = 0.05
+#: Fewest samples per run for an interval (below it the order-statistic CI of a median
+#: covers < 94 % and no ratio CI is given).
+MIN_N: Final = st.MIN_SAMPLES
+MAX_N: Final = 1000
+KINDS: Final = ("ratio", "median")
 
 COLUMNS: Final = [
+    "kind",
     *KEYS,
     "unit",
+    "family",
+    "runs_base",
+    "runs_new",
     "n_base",
     "n_new",
-    "base_median",
-    "new_median",
+    "base",
+    "new",
     "change",
     "change_low",
     "change_high",
-    "p_value",
-    "q_value",
+    "confidence",
+    "basis",
+    "between_spread",
+    "detectable",
+    "needed_n",
+    "gated",
     "verdict",
+    "note",
 ]
-CORRECTIONS: Final = ("bh", "none")
+
+Runs = dict[str, st.FloatArray]  # run_id -> sorted measured values
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,28 +99,53 @@ def hash_mismatches(base: pd.DataFrame, new: pd.DataFrame) -> list[HashMismatch]
     ]
 
 
-def _groups(frame: pd.DataFrame) -> dict[tuple[str, ...], FloatArray]:
-    rows = measured(frame)
+def _per_run(frame: pd.DataFrame) -> dict[tuple[str, ...], Runs]:
+    """Measured values per key, then per run."""
+    rows = st.measured(frame)
+    out: dict[tuple[str, ...], Runs] = {}
     if rows.empty:
-        return {}
+        return out
     values = rows["value"].to_numpy(dtype=np.float64)
-    indices = rows.groupby(list(KEYS), sort=True, observed=True).indices
-    return {
-        tuple(str(p) for p in cast("tuple[object, ...]", k)): np.sort(values[i])
-        for k, i in indices.items()
-    }
+    indices = rows.groupby([*KEYS, "run_id"], sort=True, observed=True).indices
+    for raw_key, idx in indices.items():
+        key = tuple(str(p) for p in cast("tuple[object, ...]", raw_key))
+        out.setdefault(key[:4], {})[key[4]] = np.sort(values[idx])
+    return out
 
 
-def verdict(
-    change: float, p_value: float, higher_is_better: bool, threshold: float, alpha: float
-) -> str:
-    """'regression', 'improvement' or 'not significant' for one relative change."""
-    if not np.isfinite(change) or not np.isfinite(p_value):
-        return "not significant"
-    if abs(change) <= threshold or p_value >= alpha:
-        return "not significant"
-    worse = change < 0 if higher_is_better else change > 0
-    return "regression" if worse else "improvement"
+def _ratio_runs(groups: Mapping[tuple[str, ...], Runs]) -> dict[tuple[str, ...], list[Any]]:
+    """Per non-native key: [(backend values, native values)] per run that has both."""
+    natives: dict[tuple[str, str], tuple[str, ...]] = {}
+    for key in groups:
+        scenario, backend, variant, metric = key
+        if backend == st.NATIVE and ((scenario, metric) not in natives or variant == "host"):
+            natives[(scenario, metric)] = key
+    out: dict[tuple[str, ...], list[Any]] = {}
+    for key, runs in groups.items():
+        native_key = natives.get((key[0], key[3]))
+        if key[1] == st.NATIVE or native_key is None:
+            continue
+        native_runs = groups[native_key]
+        pairs = [(runs[r], native_runs[r]) for r in sorted(runs) if r in native_runs]
+        if pairs:
+            out[key] = pairs
+    return out
+
+
+def _levels(kind: str, metric: str, side: Sequence[Any]) -> list[st.RunLevel] | None:
+    """Run levels of one side (None when some run cannot be put on a log scale)."""
+    levels = []
+    for item in side:
+        if kind == "ratio":
+            mine, native = item
+            cost = not metrics.higher_is_better(metric)
+            level = st.ratio_level(mine, native) if cost else st.ratio_level(native, mine)
+        else:
+            level = st.run_level(item)
+        if level is None:
+            return None
+        levels.append(level)
+    return levels
 
 
 def compare(
@@ -105,100 +154,216 @@ def compare(
     threshold: float = DEFAULT_THRESHOLD,
     *,
     alpha: float = ALPHA,
-    seed: int = SEED,
-    correction: str = "bh",
+    gate_medians: bool = True,
 ) -> pd.DataFrame:
-    """One row per scenario x backend x variant x metric present in either run."""
-    base_g, new_g = _groups(base), _groups(new)
-    units = {
-        str(m): str(u)
-        for m, u in pd.concat([base, new])[["metric", "unit"]]
-        .dropna()
-        .drop_duplicates("metric")
-        .itertuples(index=False)
-    }
-    records = []
-    for key in sorted(base_g.keys() | new_g.keys()):
-        b = base_g.get(key, np.zeros(0))
-        n = new_g.get(key, np.zeros(0))
-        metric = key[3]
-        row: dict[str, object] = dict(zip(KEYS, key, strict=True))
-        row.update(unit=units.get(metric, ""), n_base=len(b), n_new=len(n))
-        if len(b) == 0 or len(n) == 0:
-            row.update(
-                base_median=float(np.median(b)) if len(b) else np.nan,
-                new_median=float(np.median(n)) if len(n) else np.nan,
-                change=np.nan,
-                change_low=np.nan,
-                change_high=np.nan,
-                p_value=np.nan,
-                q_value=np.nan,
-                verdict="only in base" if len(b) else "only in new",
+    """One row per kind x scenario x backend x variant x metric present in either side."""
+    base_g, new_g = _per_run(base), _per_run(new)
+    units = _units(pd.concat([base, new]))
+    sides: dict[tuple[str, ...], tuple[list[Any], list[Any]]] = {}
+    for key in base_g.keys() | new_g.keys():
+        b, n = base_g.get(key, {}), new_g.get(key, {})
+        sides[("median", *key)] = ([b[r] for r in sorted(b)], [n[r] for r in sorted(n)])
+    base_r, new_r = _ratio_runs(base_g), _ratio_runs(new_g)
+    for key in base_r.keys() | new_r.keys():
+        sides[("ratio", *key)] = (base_r.get(key, []), new_r.get(key, []))
+    rows = [_describe(k, *sides[k], units.get(k[4], ""), gate_medians) for k in sorted(sides)]
+    table = pd.DataFrame.from_records([r for r, _ in rows], columns=COLUMNS)
+    table = table.astype(dict.fromkeys(("verdict", "basis", "note", "gated"), object))
+    numeric = [c for c in COLUMNS[COLUMNS.index("base") : COLUMNS.index("gated")] if c != "basis"]
+    table[numeric] = table[numeric].astype(float)
+    _decide(table, [lv for _, lv in rows], threshold, alpha)
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    ranked = table.assign(_k=table["kind"].map(order)).sort_values(["_k", *KEYS], kind="stable")
+    return ranked.drop(columns="_k").reset_index(drop=True)
+
+
+def _units(frame: pd.DataFrame) -> dict[str, str]:
+    pairs = frame[["metric", "unit"]].dropna().drop_duplicates("metric")
+    return {str(m): str(u) for m, u in pairs.itertuples(index=False)}
+
+
+def _sizes(kind: str, side: Sequence[Any]) -> int:
+    if kind == "ratio":
+        return sum(min(len(a), len(b)) for a, b in side)
+    return sum(len(v) for v in side)
+
+
+def _describe(
+    key: tuple[str, ...], base: list[Any], new: list[Any], unit: str, gate_medians: bool
+) -> tuple[dict[str, object], tuple[list[st.RunLevel], list[st.RunLevel]] | None]:
+    """The row of one comparison before the decision, and its run levels when gateable."""
+    kind, metric = key[0], key[4]
+    row: dict[str, object] = dict(zip(["kind", *KEYS], key, strict=True))
+    row.update(
+        unit="" if kind == "ratio" else unit,
+        family=f"{kind}:{metrics.family(metric)}",
+        runs_base=len(base),
+        runs_new=len(new),
+        n_base=_sizes(kind, base),
+        n_new=_sizes(kind, new),
+        gated=False,
+        note="",
+        basis="",
+    )
+    if not base or not new:
+        row["verdict"] = "only in base" if base else "only in new"
+        return row, None
+    base_lv, new_lv = _levels(kind, metric, base), _levels(kind, metric, new)
+    if base_lv is None or new_lv is None:
+        if kind == "median":
+            row.update(base=float(np.median(np.concatenate(base))))
+            row.update(new=float(np.median(np.concatenate(new))))
+        row.update(verdict="not gated", note="values <= 0: no relative change")
+        return row, None
+    row.update(
+        base=float(np.exp(np.mean([r.level for r in base_lv]))),
+        new=float(np.exp(np.mean([r.level for r in new_lv]))),
+    )
+    row["change"] = float(row["new"]) / float(row["base"]) - 1  # type: ignore[arg-type]
+    if len(base_lv) > 1:
+        row["between_spread"] = float(np.expm1(np.std([r.level for r in base_lv], ddof=1)))
+    smallest = min(r.n for r in (*base_lv, *new_lv))
+    if smallest < MIN_N:
+        row.update(verdict="not gated", note=f"n = {smallest} < {MIN_N} in a run: no interval")
+        return row, None
+    if kind == "median" and not gate_medians:
+        row["note"] = "host changed: raw medians not gated"
+    else:
+        row["gated"] = True
+    return row, (base_lv, new_lv)
+
+
+def _decide(
+    table: pd.DataFrame,
+    levels: Sequence[tuple[list[st.RunLevel], list[st.RunLevel]] | None],
+    threshold: float,
+    alpha: float,
+) -> None:
+    """Intervals, detectable change and verdicts, with noise moderated per metric family."""
+    bound = float(np.log1p(threshold))
+    for family in table["family"].unique():
+        rows = np.flatnonzero(table["family"] == family).tolist()
+        idx = [i for i in rows if levels[i] is not None]
+        gated = [i for i in idx if bool(table.at[i, "gated"])]
+        confidence = st.family_level(len(gated), alpha)
+        pairs = [cast("tuple[list[st.RunLevel], list[st.RunLevel]]", levels[i]) for i in idx]
+        noises = st.moderate([st.run_noise(b, n) for b, n in pairs])
+        for i, (b, n), noise in zip(idx, pairs, noises, strict=True):
+            change = st.shift(b, n, noise)
+            low, high = st.shift_interval(change, confidence)
+            resolution = st.detectable_change(change, confidence)
+            table.loc[i, ["change_low", "change_high"]] = [np.expm1(low), np.expm1(high)]
+            table.at[i, "confidence"] = confidence
+            table.at[i, "basis"] = (
+                f"between-run ({len(b)}+{len(n)} runs)" if noise.between_runs else "within-run"
             )
-            records.append(row)
-            continue
-        b_med, n_med = float(np.median(b)), float(np.median(n))
-        change = n_med / b_med - 1 if b_med else np.nan
-        low, high = ratio_ci(n, b, seed)
-        p_value = mann_whitney_p(b, n)
-        row.update(
-            base_median=b_med,
-            new_median=n_med,
-            change=change,
-            change_low=low - 1,
-            change_high=high - 1,
-            p_value=p_value,
-        )
-        records.append(row)
-    table = pd.DataFrame.from_records(records, columns=COLUMNS)
-    table["q_value"] = adjust(table["p_value"].to_numpy(dtype=float), correction)
-    verdicts = []
-    for rec in records:
-        if "verdict" in rec:  # one-sided key, already labelled
-            verdicts.append(str(rec["verdict"]))
-            continue
-        verdicts.append("")
-    q_values = table["q_value"].to_numpy(dtype=float)
-    changes = table["change"].to_numpy(dtype=float)
-    for i, rec in enumerate(records):
-        if not verdicts[i]:
-            hib = metrics.higher_is_better(str(rec["metric"]))
-            verdicts[i] = verdict(float(changes[i]), float(q_values[i]), hib, threshold, alpha)
-    table["verdict"] = verdicts
-    return table
+            table.at[i, "detectable"] = float(np.expm1(resolution))
+            if resolution > bound:
+                table.at[i, "needed_n"] = _needed_n(b, n, noise, confidence, bound)
+            if not bool(table.at[i, "gated"]):
+                table.at[i, "verdict"] = "not gated"
+                continue
+            worse = _worse(str(table.at[i, "kind"]), str(table.at[i, "metric"]), low, high, bound)
+            table.at[i, "verdict"] = worse
+    table["verdict"] = table["verdict"].fillna("not significant")
 
 
-def adjust(p_values: FloatArray, correction: str) -> FloatArray:
-    """Multiple-comparison adjusted p-values ('bh' = Benjamini-Hochberg, 'none'); NaN kept."""
-    if correction not in CORRECTIONS:
-        msg = f"unknown correction {correction!r} (expected one of {', '.join(CORRECTIONS)})"
-        raise ValueError(msg)
-    adjusted = p_values.astype(float).copy()
-    finite = np.isfinite(adjusted)
-    if correction == "bh" and finite.any():
-        adjusted[finite] = sps.false_discovery_control(adjusted[finite], method="bh")
-    return adjusted
+def _worse(kind: str, metric: str, low: float, high: float, bound: float) -> str:
+    """Verdict of one gated interval (log scale) against the threshold ``bound``."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "not significant"
+    up_is_bad = kind == "ratio" or not metrics.higher_is_better(metric)
+    if low > bound:
+        return "regression" if up_is_bad else "improvement"
+    if high < -bound:
+        return "improvement" if up_is_bad else "regression"
+    return "not significant"
 
 
-def mann_whitney_p(a: FloatArray, b: FloatArray) -> float:
-    """Two-sided Mann-Whitney U p-value (NaN when a side has fewer than 2 values or no spread)."""
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    if np.ptp(np.concatenate([a, b])) == 0:
-        return 1.0
-    return float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+def _needed_n(
+    base: list[st.RunLevel],
+    new: list[st.RunLevel],
+    noise: st.Noise,
+    confidence: float,
+    bound: float,
+) -> float:
+    """Samples per run that bring the detectable change within ``bound`` (NaN: none does)."""
+    for n in range(min(r.n for r in (*base, *new)) + 1, MAX_N + 1):
+        if st.detectable_change(st.shift(base, new, noise, n), confidence) <= bound:
+            return float(n)
+    return np.nan
 
 
 def has_regression(table: pd.DataFrame) -> bool:
-    """True when the comparison holds at least one significant regression."""
+    """True when the comparison holds at least one gated regression."""
     return bool((table["verdict"] == "regression").any()) if not table.empty else False
 
 
+THRESHOLD_EXAMPLE: Final = "write it with a unit, e.g. --threshold 5% (or as a fraction: 0.05)"
+
+
 def parse_threshold(text: str) -> float:
-    """'5%' -> 0.05, '0.05' -> 0.05; raises ValueError on nonsense or a negative value."""
+    """'5%' -> 0.05, '0.05' -> 0.05; a bare number >= 1 ('5') is ambiguous and refused."""
     raw = text.strip()
-    value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    number = raw[:-1].strip() if raw.endswith("%") else raw
+    try:
+        value = float(number)
+    except ValueError:
+        msg = f"threshold {text!r} is not a number; {THRESHOLD_EXAMPLE}"
+        raise ValueError(msg) from None
     if not np.isfinite(value) or value < 0:
-        msg = f"threshold must be a non-negative number or percentage, got {text!r}"
+        msg = f"threshold {text!r} must be a non-negative number; {THRESHOLD_EXAMPLE}"
+        raise ValueError(msg)
+    if raw.endswith("%"):
+        return value / 100
+    if value >= 1:
+        msg = f"threshold {text!r} is ambiguous ({value:g} % or {value:.0%}?); {THRESHOLD_EXAMPLE}"
         raise ValueError(msg)
     return value
+
+
+#: Host facts listed when two runs come from different hosts (environment.json ``host``).
+HOST_FACTS: Final = ("hostname", "cpu_model", "cpu_count", "memory_bytes", "kernel", "os")
+
+
+@dataclass(frozen=True, slots=True)
+class HostCheck:
+    """Whether every run of both sides comes from one host, and the facts that differ."""
+
+    same: bool
+    differences: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def host_id(environment: Mapping[str, Any]) -> tuple[str, str]:
+    """(identity, how it was found): the host fingerprint, or the hostname for older runs."""
+    host = _host(environment)
+    identity = host.get("identity")
+    if isinstance(identity, Mapping) and identity.get("fingerprint"):
+        return f"fingerprint {identity['fingerprint']}", "fingerprint"
+    return f"hostname {host.get('hostname') or '?'}", "hostname"
+
+
+def check_hosts(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> HostCheck:
+    """Compare the hosts of the base runs and the new runs (environment.json contents)."""
+    envs = [*base, *new]
+    ids = [host_id(env) for env in envs]
+    notes = []
+    if any(how == "hostname" for _, how in ids):
+        notes.append(
+            "some runs predate host fingerprints: hosts told apart by hostname only, "
+            "which many machines share"
+        )
+    if len({identity for identity, _ in ids}) <= 1:
+        return HostCheck(True, (), tuple(notes))
+    differences = [f"host: {', '.join(sorted({i for i, _ in ids}))}"]
+    for fact in HOST_FACTS:
+        seen = {str(_host(env).get(fact)) for env in envs}
+        if len(seen) > 1:
+            differences.append(f"{fact}: {' | '.join(sorted(seen))}")
+    return HostCheck(False, tuple(differences), tuple(notes))
+
+
+def _host(environment: Mapping[str, Any]) -> Mapping[str, Any]:
+    host = environment.get("host")
+    return host if isinstance(host, Mapping) else {}
