@@ -49,6 +49,9 @@ COLUMNS: Final = [
     "n_base",
     "n_new",
     "base",
+    "base_low",
+    "base_high",
+    "base_coverage",
     "new",
     "change",
     "change_low",
@@ -168,8 +171,9 @@ def compare(
         sides[("ratio", *key)] = (base_r.get(key, []), new_r.get(key, []))
     rows = [_describe(k, *sides[k], units.get(k[4], ""), gate_medians) for k in sorted(sides)]
     table = pd.DataFrame.from_records([r for r, _ in rows], columns=COLUMNS)
-    table = table.astype(dict.fromkeys(("verdict", "basis", "note", "gated"), object))
-    numeric = [c for c in COLUMNS[COLUMNS.index("base") : COLUMNS.index("gated")] if c != "basis"]
+    text = ("verdict", "basis", "note", "gated", "base_coverage")
+    table = table.astype(dict.fromkeys(text, object))
+    numeric = [c for c in COLUMNS[COLUMNS.index("base") : COLUMNS.index("gated")] if c not in text]
     table[numeric] = table[numeric].astype(float)
     _decide(table, [lv for _, lv in rows], threshold, alpha)
     order = {kind: i for i, kind in enumerate(KINDS)}
@@ -220,6 +224,8 @@ def _describe(
         new=float(np.exp(np.mean([r.level for r in new_lv]))),
     )
     row["change"] = float(row["new"]) / float(row["base"]) - 1  # type: ignore[arg-type]
+    if kind == "median":
+        row.update(_baseline_interval(base))
     if len(base_lv) > 1:
         row["between_spread"] = float(np.expm1(np.std([r.level for r in base_lv], ddof=1)))
     smallest = min(r.n for r in (*base_lv, *new_lv))
@@ -233,6 +239,19 @@ def _describe(
     return row, (base_lv, new_lv)
 
 
+def _baseline_interval(runs: list[st.FloatArray]) -> dict[str, object]:
+    """The baseline median's interval: hierarchical bootstrap over runs, else order stats.
+
+    Several runs: resample runs, then samples within them (the run is the unit; nominal
+    95 %, percentile bootstrap). One run: the order-statistic interval and its exact coverage.
+    """
+    if len(runs) > 1:
+        low, high = st.hierarchical_median_ci(runs)
+        return {"base_low": low, "base_high": high, "base_coverage": "95% between-run"}
+    low, high, coverage = st.median_ci(np.sort(runs[0]))
+    return {"base_low": low, "base_high": high, "base_coverage": f"{coverage:.1%} within-run"}
+
+
 def _decide(
     table: pd.DataFrame,
     levels: Sequence[tuple[list[st.RunLevel], list[st.RunLevel]] | None],
@@ -241,11 +260,16 @@ def _decide(
 ) -> None:
     """Intervals, detectable change and verdicts, with noise moderated per metric family."""
     bound = float(np.log1p(threshold))
+    # alpha is split evenly over the families, then Bonferroni within each: a gate run of F
+    # families flags an A/A change with probability <= alpha overall, and a family's
+    # correction depends on its own size only (not on one pool of every comparison).
+    gated_families = table.loc[table["gated"].astype(bool), "family"].nunique()
+    alpha_family = alpha / max(gated_families, 1)
     for family in table["family"].unique():
         rows = np.flatnonzero(table["family"] == family).tolist()
         idx = [i for i in rows if levels[i] is not None]
         gated = [i for i in idx if bool(table.at[i, "gated"])]
-        confidence = st.family_level(len(gated), alpha)
+        confidence = st.family_level(len(gated), alpha_family)
         pairs = [cast("tuple[list[st.RunLevel], list[st.RunLevel]]", levels[i]) for i in idx]
         noises = st.moderate([st.run_noise(b, n) for b, n in pairs])
         for i, (b, n), noise in zip(idx, pairs, noises, strict=True):

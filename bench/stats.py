@@ -596,6 +596,8 @@ def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
 
 #: Var(median) ~ (pi/2) sigma^2 / n for a normal sample (asymptotic efficiency 2/pi).
 MEDIAN_VARIANCE_FACTOR: Final = float(np.pi / 2)
+#: A variance this far in its family's upper tail (F quantile) is not moderated.
+OUTLYING: Final = 0.99
 #: Power at which :func:`detectable_change` is quoted.
 POWER: Final = 0.80
 
@@ -681,7 +683,8 @@ def moderate(noises: Sequence[Noise]) -> list[Noise]:
     A handful of runs gives each comparison only a few degrees of freedom; the comparisons of
     one family share the host's run-to-run behaviour, so each variance is averaged with the
     family's pooled variance (weights: degrees of freedom, as in limma's moderated t) and
-    gains its df. A comparison noisier than its family keeps its own larger variance and df.
+    gains its df. A comparison clearly noisier than its family (F test, 1 %) keeps its own
+    variance and df, so one erratic metric does not borrow the calm of the others.
     """
     measured = [x for x in noises if x.between_runs and np.isfinite(x.df)]
     total_df = sum(x.df for x in measured)
@@ -694,10 +697,10 @@ def moderate(noises: Sequence[Noise]) -> list[Noise]:
             continue
         prior = (total_var - x.df * x.per_run()) / prior_df
         shrunk = (prior_df * prior + x.df * x.per_run()) / (prior_df + x.df)
-        if shrunk <= x.per_run():
-            out.append(x)
+        if prior <= 0 or x.per_run() / prior > float(sps.f.ppf(OUTLYING, x.df, prior_df)):
+            out.append(x)  # clearly noisier than its family: not shrunk
             continue
-        between = shrunk - x.unit_variance / x.n
+        between = max(shrunk - x.unit_variance / x.n, 0.0)  # never below the within part
         out.append(Noise(between, x.unit_variance, x.n, prior_df + x.df, True))
     return out
 
@@ -760,11 +763,18 @@ def hierarchical_median_ci(
     if len(usable) < 2:
         return (np.nan, np.nan)
     rng = np.random.default_rng(seed)
-    medians = np.empty(draws)
-    for i in range(draws):
-        picked = rng.integers(0, len(usable), len(usable))
-        pooled = [usable[j][rng.integers(0, len(usable[j]), len(usable[j]))] for j in picked]
-        medians[i] = np.median(np.concatenate(pooled))
+    k, longest = len(usable), max(len(r) for r in usable)
+    padded = np.full((k, longest), np.nan)
+    for i, r in enumerate(usable):
+        padded[i, : len(r)] = r
+    sizes = np.array([len(r) for r in usable])
+    picked = rng.integers(0, k, (draws, k))  # runs, with replacement
+    # then, inside each picked run, as many samples as it has, with replacement
+    slots = np.arange(longest)
+    within = (rng.random((draws, k, longest)) * sizes[picked][..., None]).astype(np.int64)
+    values = padded[picked[..., None], within]
+    values[slots[None, None, :] >= sizes[picked][..., None]] = np.nan
+    medians = np.nanmedian(values.reshape(draws, -1), axis=1)
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(medians, [tail, 100 - tail])
     return (float(low), float(high))

@@ -51,7 +51,7 @@ def gate_run(
 ) -> list[bool]:
     """Flags of one simulated gate run; comparison 0 carries the injected ``effect``."""
     bound = float(np.log1p(threshold))
-    confidence = st.family_level(per_family)
+    confidence = st.family_level(per_family, compare.ALPHA / families)  # as compare does
     flags = []
     for family in range(families):
         pairs = []

@@ -29,7 +29,10 @@ def test_shipped_scenarios_validate_one_per_workload_kind():
 def test_shipped_scenarios_are_sized_for_a_short_default_run():
     for item in load_scenarios([SCENARIOS]):
         s = item.scenario
-        assert s.repeat + s.warmup <= 6, item.path
+        # syscall is the gating scenario: it takes the n the gate calibration asks for
+        # (tests/unit/test_compare_gate.py, GATE_N); its repetitions take about a second
+        limit = 11 if s.name == "syscall" else 6
+        assert s.repeat + s.warmup <= limit, item.path
         workload = s.workload.model_dump()
         assert workload.get("null_calls", 0) <= 1_000_000
         assert workload.get("file_size", 0) <= 256 * 1024**2
