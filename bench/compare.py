@@ -27,7 +27,7 @@ from typing import Any, Final, cast
 import numpy as np
 import pandas as pd
 
-from bench import metrics
+from bench import metrics, results
 from bench import stats as st
 
 KEYS: Final = ("scenario", "backend", "variant", "metric")
@@ -360,12 +360,10 @@ class HostCheck:
 
 
 def host_id(environment: Mapping[str, Any]) -> tuple[str, str]:
-    """(identity, how it was found): the host fingerprint, or the hostname for older runs."""
-    host = _host(environment)
-    identity = host.get("identity")
-    if isinstance(identity, Mapping) and identity.get("fingerprint"):
-        return f"fingerprint {identity['fingerprint']}", "fingerprint"
-    return f"hostname {host.get('hostname') or '?'}", "hostname"
+    """(host key, how it was found): the fingerprint, or the fallback of older runs."""
+    identity = _host(environment).get("identity")
+    found = isinstance(identity, Mapping) and bool(identity.get("fingerprint"))
+    return results.host_key(environment), "fingerprint" if found else "fallback"
 
 
 def check_hosts(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> HostCheck:
@@ -373,10 +371,10 @@ def check_hosts(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, An
     envs = [*base, *new]
     ids = [host_id(env) for env in envs]
     notes = []
-    if any(how == "hostname" for _, how in ids):
+    if any(how == "fallback" for _, how in ids):
         notes.append(
-            "some runs predate host fingerprints: hosts told apart by hostname only, "
-            "which many machines share"
+            "some runs predate host fingerprints: hosts told apart by hostname and the "
+            "recorded hardware facts only"
         )
     if len({identity for identity, _ in ids}) <= 1:
         return HostCheck(True, (), tuple(notes))

@@ -292,17 +292,19 @@ def test_host_check_by_fingerprint_with_the_facts_that_differ() -> None:
     check = compare.check_hosts([_env("f1")], [_env("f2", cpu_model="B", cpu_count=16)])
     assert not check.same
     assert check.differences == (
-        "host: fingerprint f1, fingerprint f2",
+        "host: vm (f1), vm (f2)",
         "cpu_model: A | B",
         "cpu_count: 16 | 2",
     )
     assert not check.notes
 
 
-def test_host_check_falls_back_to_hostname_and_says_so() -> None:
-    check = compare.check_hosts([_env(None)], [_env(None, cpu_count=16)])
-    assert check.same  # same hostname: all an old run lets us know
-    assert "hostname only" in check.notes[0]
+def test_host_check_falls_back_for_old_runs_and_says_so() -> None:
+    check = compare.check_hosts([_env(None)], [_env(None)])
+    assert check.same  # same hostname and hardware facts: all an old run lets us know
+    assert "predate host fingerprints" in check.notes[0]
+    other = compare.check_hosts([_env(None)], [_env(None, cpu_count=16)])
+    assert not other.same  # same hostname "vm", different hardware: two hosts
 
 
 # --- calibration: A/A false positives, detection, the shipped n ------------------------------
