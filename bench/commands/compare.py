@@ -149,13 +149,16 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     table = compare.compare(base, new, args.threshold, gate_medians=hosts.same)
-    if not bool(table["gated"].any()):
-        print("isobench compare: the runs share no gateable metric", file=sys.stderr)
-        return 2
     text = render(table, args.format, args.threshold)
     sys.stdout.write(text)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
+    if not bool(table["gated"].any()):
+        print(
+            "isobench compare: the runs share no gateable metric (see the notes above)",
+            file=sys.stderr,
+        )
+        return 2
     regressions = int((table["verdict"] == "regression").sum())
     print(
         f"\n{regressions} regression(s) beyond {args.threshold:.1%}; "
