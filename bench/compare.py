@@ -341,7 +341,7 @@ def parse_threshold(text: str) -> float:
     if raw.endswith("%"):
         return value / 100
     if value >= 1:
-        msg = f"threshold {text!r} is ambiguous ({value:g} % or {value:.0%}?); {THRESHOLD_EXAMPLE}"
+        msg = f"threshold {text!r} is ambiguous ({value:g}% or {value:.0%}?); {THRESHOLD_EXAMPLE}"
         raise ValueError(msg)
     return value
 
