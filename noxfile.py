@@ -83,7 +83,7 @@ def bench(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit + integration tests (engines that are absent are skipped unless required)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-m", "not perf", *session.posargs)
+    session.run("pytest", "-m", "not perf and not calibration", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -107,6 +107,13 @@ def faults(session: nox.Session) -> None:
     """Fault injection (kill -9, signals, full disk, corrupt files...): prints a table."""
     session.install("-e", ".[test]")
     session.run("pytest", "tests/faults", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def calibration(session: nox.Session) -> None:
+    """Gate evidence on real runs (A/A stays quiet, the seccomp cost is flagged): needs a quiet host."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "calibration", "-s", *session.posargs)
 
 
 @nox.session(python=PYTHON)
