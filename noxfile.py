@@ -111,7 +111,7 @@ def faults(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def calibration(session: nox.Session) -> None:
-    """Gate evidence on real runs (A/A stays quiet, the seccomp cost is flagged): needs a quiet host."""
+    """Gate evidence on real runs (A/A quiet, the seccomp cost flagged): needs a quiet host."""
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "calibration", "-s", *session.posargs)
 
