@@ -101,6 +101,13 @@ CATALOG: Final[dict[str, Metric]] = {
         _m("density.teardown_all", "s", False, "tearing all N instances down"),
         _m("density.pss_per_instance", "B", False, "PSS over all instances' host processes / N"),
         _m("density.available_per_instance", "B", False, "host MemAvailable drop / N"),
+        _m("command.memory_bw", "MiB/s", True, "sysbench memory: MiB transferred per second"),
+        _m("command.memory_ops_rate", "ops/s", True, "sysbench memory: operations per second"),
+        _m("command.fileio_reads_rate", "ops/s", True, "sysbench fileio: reads per second"),
+        _m("command.fileio_writes_rate", "ops/s", True, "sysbench fileio: writes per second"),
+        _m("command.fileio_fsyncs_rate", "ops/s", True, "sysbench fileio: fsyncs per second"),
+        _m("command.fileio_read_bw", "MiB/s", True, "sysbench fileio: read throughput"),
+        _m("command.fileio_write_bw", "MiB/s", True, "sysbench fileio: written throughput"),
     )
 }
 
@@ -141,6 +148,15 @@ PATTERNS: Final[tuple[Metric, ...]] = (
     _m("command.<job>.write_bw", "B/s", True, "fio job write bandwidth (fio-json parser)"),
     _m("command.<job>.read_iops", "IOPS", True, "fio job read IOPS (fio-json parser)"),
     _m("command.<job>.write_iops", "IOPS", True, "fio job write IOPS (fio-json parser)"),
+    # the disk workload's named jobs (workload.jobs)
+    _m("disk.<job>.read_bw", "B/s", True, "fio job read bandwidth"),
+    _m("disk.<job>.write_bw", "B/s", True, "fio job write bandwidth"),
+    _m("disk.<job>.read_iops", "IOPS", True, "fio job read IOPS"),
+    _m("disk.<job>.write_iops", "IOPS", True, "fio job write IOPS"),
+    _m("disk.<job>.read_lat_p50", "s", False, "fio job median read completion latency"),
+    _m("disk.<job>.read_lat_p99", "s", False, "fio job 99th percentile read completion latency"),
+    _m("disk.<job>.write_lat_p50", "s", False, "fio job median write completion latency"),
+    _m("disk.<job>.write_lat_p99", "s", False, "fio job 99th percentile write completion latency"),
 )
 _PATTERN_RES: Final = tuple(
     (re.compile(re.escape(m.name).replace(re.escape("<job>"), r"[^.]+") + r"\Z"), m)

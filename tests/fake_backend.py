@@ -24,7 +24,7 @@ from bench.values import (
     RepetitionTimeout,
     Variant,
 )
-from bench.workloads import CONTRACT
+from bench.workloads import contract
 
 
 @dataclass
@@ -103,7 +103,7 @@ class FakeBackend:
             raise RuntimeError(msg)
         if call in self.script.hang:
             time.sleep(repetition.timeout * 10 + 5)
-        metrics = CONTRACT[repetition.scenario.workload.kind]
+        metrics = contract(repetition.scenario.workload)
         return Outcome(
             [
                 Measurement(metric, self.script.values.get(metric, 1.0) + repetition.index)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench import backends as registry
+from bench.paths import scenarios_dir
 
 
 def register(sub: Any) -> None:
@@ -20,7 +22,9 @@ def register(sub: Any) -> None:
             "(workload tools, the static probe, kernel, systemd, sshd, the vagrant user). It "
             "is imported into Docker as isobench/debian12:<hash> and packed into a libvirt "
             "Vagrant box isobench/debian12-<hash>, so container and VM run an identical "
-            "userland. Everything is content-hashed and rebuilt only when inputs change."
+            "userland. Everything is content-hashed and rebuilt only when inputs change. "
+            "Scenarios' `requires:` packages are added to the base list (the union over the "
+            "scenarios given, default scenarios/, and every earlier build's)."
         ),
         epilog="""\
 The rootfs is built from the Debian mirror configured in this host's apt sources
@@ -42,6 +46,13 @@ examples:
         help="build only these parts (repeatable; default: all that the host supports)",
     )
     build.add_argument("--force", action="store_true", help="rebuild the rootfs even if cached")
+    build.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="SCENARIO_FILE_OR_DIR",
+        help="scenarios whose `requires:` packages to bake in (default: scenarios/)",
+    )
     build.set_defaults(func=run_build)
     status = actions.add_parser(
         "status",
@@ -66,8 +77,11 @@ def run_build(args: argparse.Namespace) -> int:
     from bench.envbuild import rootfs  # noqa: PLC0415
 
     parts = set(args.only or ["rootfs", "image", "box"])
+    extra = _required_packages(args.paths or [scenarios_dir()])
+    if extra is None:
+        return 1
     try:
-        rootfs.ensure_rootfs(_log, force=args.force)
+        rootfs.ensure_rootfs(_log, force=args.force, extra=extra)
     except Exception as exc:
         print(f"[env] rootfs build failed: {exc}", file=sys.stderr)
         return 1
@@ -87,6 +101,24 @@ def run_build(args: argparse.Namespace) -> int:
             failures += 1
             print(f"[env] {label} not built: {exc}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _required_packages(paths: list[Path]) -> tuple[str, ...] | None:
+    """The union of the scenarios' ``requires``; None (after saying why) if any is invalid."""
+    from bench.scenario.loader import ScenarioLoadError, load_scenarios  # noqa: PLC0415
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"[env] no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)
+        return None
+    try:
+        loaded = load_scenarios(paths)
+    except ScenarioLoadError as exc:
+        print("[env] invalid scenario file(s), nothing was built:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return None
+    return tuple(sorted({name for item in loaded for name in item.scenario.requires}))
 
 
 def _artefacts() -> list[tuple[str, str, str, str]]:
@@ -135,6 +167,9 @@ def run_status(_args: argparse.Namespace) -> int:
     for artefact, state, name, detail in _artefacts():
         extra = f"  (older: {detail})" if state == "stale" else f"  ({detail})" if detail else ""
         print(f"{artefact:<8} {state:<8} {name}{extra}")
+    from bench.envbuild.rootfs import recorded_extras  # noqa: PLC0415
+
+    print(f"extras   {' '.join(recorded_extras()) or '(none)'}  (scenarios' requires)")
     for tool in ("debootstrap", "docker", "vagrant", "virsh"):
         print(f"{tool:<12} {shutil.which(tool) or 'not installed'}")
     for name, probed in registry.probe().items():

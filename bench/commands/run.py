@@ -89,7 +89,28 @@ def run(args: argparse.Namespace) -> int:
         return common.failure(
             args, "nothing to run (no available backend applies to these scenarios)"
         )
+    missing = missing_requirements(planned)
+    if missing:
+        return common.failure(
+            args, f"tools missing from the guest environment, nothing was run:\n{missing}"
+        )
     return execute(args, planned)
+
+
+def missing_requirements(planned: common.Planned) -> str:
+    """One line per ``requires`` package the guest environment of a planned backend lacks."""
+    from bench.envbuild.rootfs import requirement_problems  # noqa: PLC0415
+
+    planned_backends = {item.backend for item in planned.items}
+    return "\n".join(
+        f"  {entry.path}: requires[{index}]: {message}"
+        for entry in planned.loaded
+        for index, message in requirement_problems(
+            entry.scenario.requires,
+            [name for name in entry.scenario.backends if name in planned_backends],
+            entry.path,
+        )
+    )
 
 
 def execute(args: argparse.Namespace, planned: common.Planned) -> int:

@@ -67,6 +67,22 @@ def _as_json(results: list[FileResult]) -> str:
     return json.dumps({"ok": all(f["ok"] for f in files), "files": files}, indent=2)
 
 
+def _check_requirements(results: list[FileResult]) -> None:
+    """Add an error for each ``requires`` package the built guest environment lacks."""
+    from bench.envbuild.rootfs import requirement_problems  # noqa: PLC0415
+    from bench.scenario.loader import ScenarioError  # noqa: PLC0415
+
+    for result in results:
+        if result.loaded is None or result.errors:
+            continue
+        scenario = result.loaded.scenario
+        for index, message in requirement_problems(
+            scenario.requires, scenario.backends, result.path
+        ):
+            line = result.lines.get(("requires", index)) or result.lines.get(("requires",))
+            result.errors.append(ScenarioError(result.path, line, f"requires[{index}]", message))
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate the given files/directories; 0 if all are valid, 1 if not, 2 on usage errors."""
     given = common.scenario_paths(args, args.paths)
@@ -75,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.scenario.loader import check_paths  # noqa: PLC0415
 
     results = check_paths(given)
+    _check_requirements(results)
     if args.json:
         print(_as_json(results))
     else:

@@ -4,6 +4,12 @@ One tree serves both the Docker image (``docker import``) and the Vagrant box (`
 so container and VM run an identical userland and the only variable is the isolation layer.
 It is content-addressed: the hash covers the package list, suite, mirror, probe source and
 this recipe's version, and an existing tree with that hash is reused.
+
+The package list is :data:`PACKAGES` plus the environment's *extra* packages: the union of the
+``requires:`` of every scenario ``isobench env build`` was given, recorded in
+``<cache>/guest-packages.json`` once a tree with them is built (so building for one scenario
+never drops the tools another one needed, and the image tag a backend looks up is the one
+built). :func:`missing_packages` is what ``validate`` and ``run`` check a scenario against.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -41,6 +47,8 @@ PACKAGES: Final = (
 )
 #: Where apt keeps its sources; the guest is built from the mirror configured there.
 APT_DIR: Final = Path("/etc/apt")
+#: Where the extra packages of the built environment are recorded (in the cache directory).
+EXTRAS_FILE: Final = "guest-packages.json"
 VAGRANT_INSECURE_KEYS: Final = (
     "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub",
     "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub",
@@ -122,13 +130,72 @@ def vagrant_public_key() -> str:
     raise FileNotFoundError(msg)
 
 
-def rootfs_hash(mirror: str | None = None) -> str:
+def recorded_extras() -> tuple[str, ...]:
+    """Extra packages (scenarios' ``requires``) of the built environment, sorted."""
+    path = cache_dir() / EXTRAS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        extras = data["extra"]
+    except FileNotFoundError:
+        return ()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        msg = f"{path} is unreadable ({exc}); remove it and run: isobench env build"
+        raise RuntimeError(msg) from exc
+    return tuple(sorted({str(name) for name in extras}))
+
+
+def _record_extras(extras: tuple[str, ...]) -> None:
+    path = cache_dir() / EXTRAS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"extra": sorted(extras)}, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def guest_packages(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every package of the guest environment: the base list, recorded extras, ``extra``."""
+    return tuple(sorted({*PACKAGES, *recorded_extras(), *extra}))
+
+
+def missing_packages(requires: tuple[str, ...]) -> list[str]:
+    """Packages of ``requires`` the guest environment (image and box) does not contain."""
+    present = set(guest_packages())
+    return [name for name in requires if name not in present]
+
+
+#: Backends that run workloads in the guest environment: the image (Docker, Podman), the
+#: rootfs itself (the sandbox's ``/``), the box (Vagrant).
+GUEST_BACKENDS: Final = ("sandbox", "docker", "podman", "vagrant")
+
+
+def requirement_problems(
+    requires: tuple[str, ...], backends: Iterable[str], source: Path
+) -> list[tuple[int, str]]:
+    """(index in ``requires``, message) for each package the guest environment lacks.
+
+    Only when one of ``backends`` runs in the guest: native checks the host when it runs.
+    """
+    guests = [name for name in backends if name in GUEST_BACKENDS]
+    if not guests or not requires:
+        return []
+    missing = set(missing_packages(requires))
+    return [
+        (
+            index,
+            f"package {name!r} is not in the guest environment that {', '.join(guests)} "
+            f"run(s) in (rootfs, image, box); add it with: isobench env build {source}",
+        )
+        for index, name in enumerate(requires)
+        if name in missing
+    ]
+
+
+def rootfs_hash(mirror: str | None = None, packages: tuple[str, ...] | None = None) -> str:
     """Content hash of the rootfs inputs (12 hex digits)."""
     inputs = {
         "recipe": RECIPE_VERSION,
         "suite": SUITE,
         "mirror": mirror or host_mirror(),
-        "packages": sorted(PACKAGES),
+        "packages": sorted(packages if packages is not None else guest_packages()),
         "probe": probe_hash(),
         "vagrant_key": hashlib.sha256(vagrant_public_key().encode()).hexdigest(),
     }
@@ -181,13 +248,19 @@ def _configure(tree: Path, log: Log) -> None:
     (tree / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
 
 
-def ensure_rootfs(log: Log = print, force: bool = False) -> Path:
-    """Build the rootfs tree if no tree with the current content hash exists; return it."""
+def ensure_rootfs(log: Log = print, force: bool = False, extra: tuple[str, ...] = ()) -> Path:
+    """Build the rootfs tree if no tree with the current content hash exists; return it.
+
+    ``extra``: packages to add to the environment (scenarios' ``requires``); recorded as the
+    environment's once the tree with them exists.
+    """
     if shutil.which("debootstrap") is None:
         msg = "debootstrap is not installed (apt-get install debootstrap)"
         raise FileNotFoundError(msg)
     mirror = host_mirror()
-    digest = rootfs_hash(mirror)
+    packages = guest_packages(extra)
+    extras = tuple(sorted(set(packages) - set(PACKAGES)))
+    digest = rootfs_hash(mirror, packages)
     tree = rootfs_path(digest)
     marker = tree / ".isobench-complete"
     lock_path = cache_dir() / "rootfs.lock"
@@ -195,30 +268,37 @@ def ensure_rootfs(log: Log = print, force: bool = False) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists() and not force:
             log(f"rootfs {digest} is up to date: {tree}")
+            _record_extras(extras)
             return tree
         if tree.exists():
             shutil.rmtree(tree)
+        if extras:
+            log(f"extra packages (scenarios' requires): {', '.join(extras)}")
         log(f"building rootfs {digest} with debootstrap from {mirror} (about 2 minutes)")
         work = tree.with_name(tree.name + ".partial")
         shutil.rmtree(work, ignore_errors=True)
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(PACKAGES)}",
-                SUITE,
-                str(work),
-                mirror,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        _debootstrap(packages, work, mirror)
         _configure(work, log)
         work.rename(tree)
         marker.write_text(digest + "\n")
+        _record_extras(extras)
         log(f"rootfs ready: {tree}")
         _remove_stale_trees(tree, log)
         return tree
+
+
+def _debootstrap(packages: tuple[str, ...], work: Path, mirror: str) -> None:
+    """debootstrap ``packages`` into ``work``; its own error (an unknown package) on failure."""
+    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE]
+    proc = subprocess.run(
+        [*argv, str(work), mirror], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        errors = [ln for ln in proc.stdout.decode(errors="replace").splitlines() if "E:" in ln]
+        detail = "; ".join(errors[-3:]) or f"status {proc.returncode}"
+        msg = f"debootstrap failed: {detail} (packages: {', '.join(packages)})"
+        raise RuntimeError(msg)
 
 
 def _remove_stale_trees(current: Path, log: Log) -> None:

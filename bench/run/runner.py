@@ -57,7 +57,7 @@ from bench.sysinfo import (
     host_warnings,
 )
 from bench.values import Availability, BackendError, Outcome, RepetitionTimeout
-from bench.workloads import CONTRACT
+from bench.workloads import contract
 
 __all__ = [
     "NullProgress",
@@ -168,7 +168,7 @@ class Runner:
     def _bad_rows(
         self, item: PlannedItem, status: Status, reason: str, metrics: Sequence[str] | None = None
     ) -> list[Sample]:
-        names = metrics if metrics is not None else CONTRACT[item.scenario.workload.kind]
+        names = metrics if metrics is not None else contract(item.scenario.workload)
         return [
             self._sample(item, m, math.nan, unit=None, status=status, reason=reason) for m in names
         ]
@@ -193,10 +193,10 @@ class Runner:
                 self._sample(item, m.metric, value, unit=unit, status=status, reason=reason)
             )
         seen = {m.metric for m in outcome.measurements}
-        contract = CONTRACT[item.scenario.workload.kind]
+        expected = contract(item.scenario.workload)
         if item.scenario.workload.kind == "command" and seen:
-            contract = ()  # a command's metrics depend on its parser; any one will do
-        missing = [m for m in contract if m not in seen]
+            expected = ()  # a command's metrics depend on its parser; any one will do
+        missing = [m for m in expected if m not in seen]
         rows += self._bad_rows(item, "failed", "backend did not report this metric", missing)
         return rows
 

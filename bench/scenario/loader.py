@@ -20,7 +20,12 @@ from pydantic import ValidationError
 
 from bench import backends
 from bench.scenario.errors import FieldPath, dotted, translate
-from bench.scenario.model import SUPPORTED_FORMAT_VERSIONS, Scenario, parse_scenario
+from bench.scenario.model import (
+    SUPPORTED_FORMAT_VERSIONS,
+    Scenario,
+    ignored_settings,
+    parse_scenario,
+)
 
 #: Largest scenario file accepted, checked before parsing (real ones are ~1 KiB).
 MAX_FILE_BYTES: Final = 256 * 1024
@@ -305,6 +310,10 @@ def _parse_text(text: str, path: Path) -> FileResult:
         result.errors.sort(key=lambda error: error.line or 0)  # stable: file order
         return result
     result.errors += _unregistered_backends(scenario, path, result.lines)
+    result.errors += [
+        ScenarioError(path, result.lines.get(where), dotted(where), message)
+        for where, message in ignored_settings(scenario)
+    ]
     if not result.errors:  # duplicate keys: the data validated, the file did not
         result.loaded = LoadedScenario(scenario, path, text)
     return result

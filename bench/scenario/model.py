@@ -29,11 +29,19 @@ from pydantic import (
     ValidationInfo,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from bench import metrics as catalog
+from bench.scenario.fields import (
+    check_pattern,
+    check_selector,
+    job_name,
+    package_name,
+)
 
 #: Fields that do not change what one sample measures, hence left out of Scenario.hash.
+#: ``requires`` names what the guest image must contain, not what a sample measures.
 NON_IDENTITY_FIELDS: Final = frozenset(
     {
         "description",
@@ -44,6 +52,7 @@ NON_IDENTITY_FIELDS: Final = frozenset(
         "ladder",
         "precision",
         "max_repeat",
+        "requires",
     }
 )
 SUPPORTED_FORMAT_VERSIONS: Final = (1,)
@@ -161,6 +170,11 @@ def _unique_metric_names(declared: tuple[DeclaredMetric, ...]) -> tuple[Declared
     return declared
 
 
+def _unique_job_names(jobs: tuple[FioJob, ...]) -> tuple[FioJob, ...]:
+    _no_duplicates(tuple(job.name for job in jobs))
+    return jobs
+
+
 def _non_empty(value: str) -> str:
     if not value.strip():
         msg = "expected a non-empty string"
@@ -196,10 +210,20 @@ LimitMemory = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_
 VmMemory = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_at_least(128 * _MiB))]
 
 
-def _direct_input(value: Any) -> Any:
-    # YAML 1.1 reads a bare on/off (and yes/no, true/false) as a boolean.
+_ON: Final = frozenset({"on", "true", "yes"})
+_OFF: Final = frozenset({"off", "false", "no"})
+
+
+def _on_off_input(value: Any) -> Any:
+    # YAML 1.1 reads a bare on/off (and yes/no, true/false) as a boolean; quoted, any case.
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, str) and value.strip().lower() in _ON | _OFF:
+        return "on" if value.strip().lower() in _ON else "off"
+    return value
+
+
+def _direct_input(value: Any) -> Any:
     if value == "auto":
         msg = (
             "expected on or off; 'auto' (fall back to buffered I/O when O_DIRECT fails) was "
@@ -208,7 +232,11 @@ def _direct_input(value: Any) -> Any:
             "(buffered I/O, labelled direct=off)"
         )
         raise ValueError(msg)
-    return value
+    return _on_off_input(value)
+
+
+#: on/off however YAML types it: true/false, on/off, yes/no, quoted or not, any case.
+OnOff = Annotated[Literal["on", "off"], BeforeValidator(_on_off_input)]
 
 
 class _Frozen(BaseModel):
@@ -229,15 +257,92 @@ class SyscallWorkload(_Frozen):
     mixed_calls: Calls = 200_000
 
 
+# Direct I/O needs whole logical blocks: 512 B is the smallest any device has.
+BlockSize = Annotated[ByteSize, BeforeValidator(_size_input), AfterValidator(_at_least(512))]
+
+
+class FioJob(_Frozen):
+    """One named fio job: fio's own knobs, run after the previous job (stonewalled)."""
+
+    name: Annotated[str, AfterValidator(job_name)]
+    rw: Literal["read", "write", "randread", "randwrite", "randrw"]
+    #: Percentage of reads in a ``randrw`` job (fio's ``rwmixread``).
+    rwmixread: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    bs: BlockSize = ByteSize(4096)
+    iodepth: Annotated[StrictInt, Field(ge=1, le=4096)] = 1
+    ioengine: Literal["psync", "libaio", "io_uring"] = "psync"
+    numjobs: Annotated[StrictInt, Field(ge=1, le=64)] = 1
+    #: Seconds of this job; the workload's ``runtime`` when absent.
+    runtime: Seconds | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+    def reads(self) -> bool:
+        """Whether the job reads (read, randread, randrw)."""
+        return "read" in self.rw or self.rw == "randrw"
+
+    def writes(self) -> bool:
+        """Whether the job writes (write, randwrite, randrw)."""
+        return "write" in self.rw or self.rw == "randrw"
+
+    @model_validator(mode="after")
+    def _nothing_ignored(self) -> FioJob:
+        # Settings fio would silently ignore are refused rather than measured under a label
+        # that says something else.
+        if self.rwmixread is not None and self.rw != "randrw":
+            msg = f"rwmixread applies to rw: randrw only (this job has rw: {self.rw})"
+            raise ValueError(msg)
+        if self.iodepth > 1 and self.ioengine == "psync":
+            msg = (
+                f"iodepth {self.iodepth} with ioengine psync would be ignored (psync keeps one "
+                "I/O in flight); expected ioengine libaio or io_uring"
+            )
+            raise ValueError(msg)
+        return self
+
+
 class DiskWorkload(_Frozen):
-    """fio: sequential bandwidth, random 4 KiB IOPS, fsync latency."""
+    """fio: the built-in jobs (sequential bandwidth, random 4 KiB IOPS, fsync latency), or
+    the scenario's own named ``jobs``."""
 
     kind: Literal["disk"]
+    #: fio's ``size``: the test file every job of the scenario shares.
     file_size: FioFileSize = ByteSize(64 * _MiB)
     runtime: Seconds = 5.0
     #: on: O_DIRECT, and a filesystem that refuses it fails the row with fio's reason;
     #: off: buffered I/O, named in every backend's variant label (``direct=off``).
     direct: Annotated[Literal["on", "off"], BeforeValidator(_direct_input)] = "on"
+    #: Named jobs run one after another; none: the five built-in jobs (``disk.seq_read``...).
+    jobs: Annotated[tuple[FioJob, ...], AfterValidator(_unique_job_names)] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_jobs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Without jobs the dump (and so the scenario hash) is what it always was.
+        data: dict[str, Any] = handler(self)
+        if not data.get("jobs"):
+            data.pop("jobs", None)
+        return data
+
+    @model_validator(mode="after")
+    def _nothing_ignored(self) -> DiskWorkload:
+        problems = [
+            f"job {job.name!r}: libaio without direct I/O submits synchronously, so iodepth "
+            f"{job.iodepth} would be ignored; use direct: on, or ioengine io_uring"
+            for job in self.jobs
+            if job.ioengine == "libaio" and job.iodepth > 1 and self.direct == "off"
+        ]
+        problems += [
+            f"job {job.name!r}: bs {format_size(job.bs)} is larger than file_size "
+            f"{format_size(self.file_size)}"
+            for job in self.jobs
+            if job.bs > self.file_size
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class MemoryWorkload(_Frozen):
@@ -305,19 +410,37 @@ class DensityWorkload(_Frozen):
 
 
 class DeclaredMetric(_Frozen):
-    """A metric a command's parser emits that the catalog lacks: its unit and direction."""
+    """A metric a command emits that the catalog lacks: its unit, direction and source."""
 
     name: NonEmptyStr
     unit: NonEmptyStr
     direction: Literal["higher", "lower"]  # which way is better
+    #: parser json: where the number is in the tool's JSON output.
+    select: Annotated[str, AfterValidator(check_selector)] | None = None
+    #: parser regex: the named group of ``pattern`` holding the number.
+    group: NonEmptyStr | None = None
+    #: Multiplier applied to the number read (e.g. 0.125 for bits/s to B/s).
+    scale: PositiveNumber | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+#: Parsers whose metrics are all declared by the scenario (``workload.metrics``).
+DECLARING_PARSERS: Final = ("json", "regex")
 
 
 class CommandWorkload(_Frozen):
-    """Any command with a named output parser."""
+    """Any command with a named output parser, run in the storage under test."""
 
     kind: Literal["command"]
     command: tuple[Argument, ...] = Field(min_length=1, max_length=MAX_ARGS)
-    parser: Literal["fio-json", "sysbench", "time", "wall"] = "wall"
+    parser: Literal["fio-json", "sysbench", "time", "wall", "json", "regex"] = "wall"
+    #: parser regex: a Python regular expression with named groups (searched in stdout,
+    #: then stderr; the last match counts).
+    pattern: Annotated[str, AfterValidator(check_pattern)] | None = None
     #: Metrics outside the catalog this command may emit; any other uncatalogued name is
     #: refused (a failed row), so no direction is ever guessed from a name.
     metrics: Annotated[tuple[DeclaredMetric, ...], AfterValidator(_unique_metric_names)] = ()
@@ -328,13 +451,59 @@ class CommandWorkload(_Frozen):
         _non_empty(command[0])
         return command
 
+    @model_validator(mode="after")
+    def _sources_match_parser(self) -> CommandWorkload:
+        for problem in _parser_problems(self):
+            raise ValueError(problem)
+        return self
+
     @model_serializer(mode="wrap")
     def _omit_empty_metrics(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Without declarations the dump (and so the scenario hash) is what it always was.
         data: dict[str, Any] = handler(self)
         if not data.get("metrics"):
             data.pop("metrics", None)
+        if data.get("pattern") is None:
+            data.pop("pattern", None)
         return data
+
+
+def _parser_problems(workload: CommandWorkload) -> list[str]:
+    """Parser settings that would be ignored or leave a metric without a source."""
+    parser, pattern, metrics = workload.parser, workload.pattern, workload.metrics
+    out: list[str] = []
+    if pattern is not None and parser != "regex":
+        out.append(f"pattern is read by parser regex only; this workload has parser {parser}")
+    for entry in metrics:
+        if entry.select is not None and parser != "json":
+            out.append(f"metric {entry.name!r}: select is read by parser json only")
+        if entry.group is not None and parser != "regex":
+            out.append(f"metric {entry.name!r}: group is read by parser regex only")
+    if parser in DECLARING_PARSERS and not metrics:
+        out.append(f"parser {parser} needs metrics: [{{name, unit, direction, ...}}]")
+    if parser == "json":
+        out += [
+            f"metric {entry.name!r}: parser json needs select (where the number is)"
+            for entry in metrics
+            if entry.select is None
+        ]
+    if parser == "regex":
+        if pattern is None:
+            out.append("parser regex needs pattern (a regular expression with named groups)")
+        groups = set(re.compile(pattern).groupindex) if pattern else set()
+        used = {entry.group for entry in metrics}
+        out += [
+            f"metric {entry.name!r}: group {entry.group!r} is not a named group of pattern"
+            if entry.group
+            else f"metric {entry.name!r}: parser regex needs group (a named group of pattern)"
+            for entry in metrics
+            if entry.group not in groups
+        ]
+        out += [
+            f"named group {g!r} of pattern is not declared in metrics (unit and direction)"
+            for g in sorted(groups - used)
+        ]
+    return out
 
 
 Workload = Annotated[
@@ -495,6 +664,11 @@ class Scenario(_Frozen):
     vagrant: VagrantOptions = VagrantOptions()
     #: Show the isolation ladder (each rung's cost over the rung below) in the report.
     ladder: bool = False
+    #: Debian packages the workload needs in the guest (baked in by ``isobench env build``)
+    #: and on the host (native).
+    requires: Annotated[
+        tuple[Annotated[str, AfterValidator(package_name)], ...], AfterValidator(_no_duplicates)
+    ] = ()
 
     @field_validator("format_version")
     @classmethod
@@ -583,6 +757,45 @@ class Scenario(_Frozen):
             raise ValueError(msg) from None
 
 
+#: Workload kinds whose Docker variants differ by ``docker.storage`` (where they write).
+STORAGE_KINDS: Final = ("disk", "command")
+#: Workload kinds on which ``docker.network`` changes nothing that is measured.
+NETWORKLESS_KINDS: Final = ("syscall", "disk", "memory")
+
+
+def ignored_settings(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """Settings the scenario states explicitly that its workload would ignore: (field, why)."""
+    kind = scenario.workload.kind
+    explicit = scenario.docker.model_fields_set
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    if "storage" in explicit and kind not in STORAGE_KINDS:
+        out.append(
+            (
+                ("docker", "storage"),
+                f"the {kind} workload does not use storage, so this list would be ignored; "
+                f"expected it only on {' and '.join(STORAGE_KINDS)} workloads (remove it)",
+            )
+        )
+    for engine, options in (("docker", scenario.docker), ("podman", scenario.podman)):
+        if "network" in options.model_fields_set and kind in NETWORKLESS_KINDS:
+            out.append(
+                (
+                    (engine, "network"),
+                    f"the {kind} workload does not use the network, so this list would be "
+                    "ignored; remove it",
+                )
+            )
+    return out
+
+
+def storage_variants(scenario: Scenario) -> tuple[str, ...]:
+    """Docker storage variants: disk always, command when ``docker.storage`` is given."""
+    kind = scenario.workload.kind
+    if kind == "disk" or (kind == "command" and "storage" in scenario.docker.model_fields_set):
+        return scenario.docker.storage
+    return ()
+
+
 def parse_scenario(data: Any) -> Scenario:
     """Validate already-loaded YAML data (raises pydantic.ValidationError)."""
     return Scenario.model_validate(data)
@@ -599,3 +812,8 @@ def workload_classes() -> Sequence[type[BaseModel]]:
         NetworkWorkload,
         DensityWorkload,
     )
+
+
+def sub_models() -> Sequence[type[BaseModel]]:
+    """Models nested inside workloads (documented field by field like the workloads)."""
+    return (FioJob, DeclaredMetric)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from bench.scenario.model import (
 )
 from bench.sysinfo import filesystem_facts
 from bench.values import BackendError, Measurement, Outcome
+from bench.workloads.fio import fio_job_argv, job_facts, job_metrics, parse_fio_jobs
+from bench.workloads.parsers import parse_json, parse_regex
 
 #: Path of the probe inside images and boxes built by ``isobench env build``.
 GUEST_PROBE: Final = "/opt/isobench/bin/isobench-probe"
@@ -65,10 +68,26 @@ EMITS: Final = frozenset(
         *("command.user", "command.sys", "command.max_rss", "command.events_rate"),
         *("command.latency_min", "command.latency_avg", "command.latency_max"),
         "command.latency_p95",
+        *("command.memory_bw", "command.memory_ops_rate"),
+        *("command.fileio_reads_rate", "command.fileio_writes_rate"),
+        *("command.fileio_fsyncs_rate", "command.fileio_read_bw", "command.fileio_write_bw"),
         *("command.<job>.read_bw", "command.<job>.write_bw"),
         *("command.<job>.read_iops", "command.<job>.write_iops"),
     }
 )
+
+
+def contract(workload: Any) -> tuple[str, ...]:
+    """Metrics every repetition of ``workload`` reports: a failed one writes a row for each.
+
+    The kind's :data:`CONTRACT`, except for a disk workload with named jobs (each job's
+    metrics) and a command with a json/regex parser (its declared metrics).
+    """
+    if isinstance(workload, DiskWorkload) and workload.jobs:
+        return tuple(name for job in workload.jobs for name in job_metrics(job))
+    if isinstance(workload, CommandWorkload) and workload.parser in {"json", "regex"}:
+        return ("command.wall", *(entry.name for entry in workload.metrics))
+    return CONTRACT[workload.kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +278,18 @@ def disk_placement(host_path: Path) -> dict[str, str]:
 
 
 def run_disk(execute: Executor, workload: DiskWorkload, directory: str, timeout: float) -> Outcome:
-    """Run fio in ``directory`` with direct I/O unless the scenario says ``direct: off``."""
+    """Run fio in ``directory`` with direct I/O unless the scenario says ``direct: off``.
+
+    The scenario's named jobs when it has any (:mod:`bench.workloads.fio`), else the built-in
+    ones. Asynchronous engines are checked by the backend's prepare (``check_engines``).
+    """
     direct = workload.direct == "on"
-    result = execute(fio_argv(workload, directory, direct), timeout)
+    argv = (
+        fio_job_argv(workload, directory)
+        if workload.jobs
+        else fio_argv(workload, directory, direct)
+    )
+    result = execute(argv, timeout)
     if result.returncode != 0 and direct:
         tail = (result.stderr or result.stdout).strip()[-300:]
         msg = (
@@ -272,29 +300,57 @@ def run_disk(execute: Executor, workload: DiskWorkload, directory: str, timeout:
         raise BackendError(msg)
     _check(result, "fio")
     execute(["rm", "-f", f"{directory}/isobench-fio.dat"], timeout)
-    return Outcome(parse_fio(result.stdout), {"direct_io": "on" if direct else "off"})
+    facts = {"direct_io": "on" if direct else "off"}
+    if workload.jobs:
+        return Outcome(parse_fio_jobs(result.stdout, workload), {**facts, **job_facts(workload)})
+    return Outcome(parse_fio(result.stdout), facts)
 
 
 # --- command ----------------------------------------------------------------------------------
 
 
+_SYSBENCH_RATES: Final = {
+    "events per second": ("command.events_rate", "events/s", 1.0),
+    "reads/s": ("command.fileio_reads_rate", "ops/s", 1.0),
+    "writes/s": ("command.fileio_writes_rate", "ops/s", 1.0),
+    "fsyncs/s": ("command.fileio_fsyncs_rate", "ops/s", 1.0),
+    "read, mib/s": ("command.fileio_read_bw", "MiB/s", 1.0),
+    "written, mib/s": ("command.fileio_write_bw", "MiB/s", 1.0),
+    "min": ("command.latency_min", "s", 1e-3),
+    "avg": ("command.latency_avg", "s", 1e-3),
+    "max": ("command.latency_max", "s", 1e-3),
+    "95th percentile": ("command.latency_p95", "s", 1e-3),
+}
+#: sysbench memory: "Total operations: N (R per second)", "X MiB transferred (Y MiB/sec)".
+_SYSBENCH_MEMORY: Final = (
+    (
+        re.compile(r"^Total operations:\s*\S+\s*\(\s*([\d.]+) per second\)"),
+        "command.memory_ops_rate",
+        "ops/s",
+    ),
+    (re.compile(r"^[\d.]+ MiB transferred \(([\d.]+) MiB/sec\)"), "command.memory_bw", "MiB/s"),
+)
+
+
 def parse_sysbench(stdout: str) -> list[Measurement]:
-    """Parse sysbench's plain output: events/s and latency percentiles when present."""
+    """Parse sysbench's report: events/s, memory and fileio figures, latency percentiles."""
     out: list[Measurement] = []
     for line in stdout.splitlines():
-        key, sep, value = line.strip().partition(":")
-        if not sep:
+        stripped = line.strip()
+        for pattern, name, unit in _SYSBENCH_MEMORY:
+            memory = pattern.match(stripped)
+            if memory:
+                out.append(Measurement(name, float(memory.group(1)), unit))
+        key, sep, value = stripped.partition(":")
+        known = _SYSBENCH_RATES.get(key.strip().lower())
+        if not sep or known is None or not value.strip():
             continue
-        key, value = key.strip().lower(), value.strip().split()[0] if value.strip() else ""
         try:
-            number = float(value)
+            number = float(value.split()[0])
         except ValueError:
             continue
-        if key == "events per second":
-            out.append(Measurement("command.events_rate", number, "events/s"))
-        elif key in {"min", "avg", "max", "95th percentile"}:
-            name = "p95" if key.startswith("95") else key
-            out.append(Measurement(f"command.latency_{name}", number / 1e3, "s"))
+        name, unit, factor = known
+        out.append(Measurement(name, number * factor, unit))
     if not out:
         msg = f"no sysbench figures found in output: {stdout[-300:]!r}"
         raise BackendError(msg)
@@ -328,7 +384,10 @@ def command_argv(workload: CommandWorkload) -> list[str]:
 
 
 def run_command(execute: Executor, workload: CommandWorkload, timeout: float) -> Outcome:
-    """Run a generic command and parse its output with the scenario's parser."""
+    """Run a generic command and parse its output with the scenario's parser.
+
+    The backend's executor runs it in the storage under test (its working directory).
+    """
     result = execute(command_argv(workload), timeout)
     _check(result, f"command {workload.command[0]!r}")
     # Wall time is always recorded (it is the contract metric of the command kind); the
@@ -340,6 +399,10 @@ def run_command(execute: Executor, workload: CommandWorkload, timeout: float) ->
         return Outcome(parse_time(result.stderr))
     if workload.parser == "sysbench":
         return Outcome([*wall, *parse_sysbench(result.stdout)])
+    if workload.parser == "json":
+        return Outcome([*wall, *parse_json(result.stdout, workload)])
+    if workload.parser == "regex":
+        return Outcome([*wall, *parse_regex(result.stdout, result.stderr, workload)])
     return Outcome([*wall, *parse_fio_generic(result.stdout)])
 
 
@@ -375,6 +438,7 @@ __all__ = [
     "StartupWorkload",
     "SyscallWorkload",
     "build_probe",
+    "contract",
     "disk_placement",
     "disk_variant",
     "run_command",

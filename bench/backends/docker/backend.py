@@ -7,9 +7,11 @@
   the exec API (:class:`~bench.backends.docker.support.ContainerExecutor`), so the measured
   code is identical to native's and no container start-up leaks into those numbers.
 
-Variants: runtime x network x seccomp, x storage (overlay|volume) for disk, x path (api|cli)
-for startup. Runtimes dockerd does not know (e.g. runsc where gVisor is not installed) are
-skipped and noted in :meth:`DockerBackend.environment`.
+Variants: runtime x network x seccomp, x storage (overlay|volume) for disk and for a command
+that lists ``docker.storage`` (a command runs with the storage under test as its working
+directory; overlay when not varied), x path (api|cli) for startup. Runtimes dockerd does
+not know (e.g. runsc where gVisor is not installed) are skipped and noted in
+:meth:`DockerBackend.environment`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bench.scenario.model import (
     NetworkWorkload,
     Scenario,
     SyscallWorkload,
+    storage_variants,
 )
 from bench.values import Availability, BackendError, BackendUnavailable, Outcome, Variant
 from bench.workloads import (
@@ -46,6 +49,7 @@ from bench.workloads import (
     run_syscall,
 )
 from bench.workloads.density import MAX_THREADS, run_density
+from bench.workloads.fio import check_engines
 
 # The SDK is a declared dependency, but a broken install must make the backend report itself
 # unavailable with the reason, not crash the registry.
@@ -222,9 +226,14 @@ class DockerBackend:
                     base = {"runtime": runtime, **_platform(fixed)}
                     base |= {"network": network, "seccomp": seccomp}
                     kind = scenario.workload.kind
-                    if isinstance(scenario.workload, DiskWorkload):
-                        direct = disk_variant(scenario.workload)
-                        out += [Variant.of(**base, storage=s, **direct) for s in options.storage]
+                    storages = storage_variants(scenario)
+                    if storages:
+                        direct = (
+                            disk_variant(scenario.workload)
+                            if isinstance(scenario.workload, DiskWorkload)
+                            else {}
+                        )
+                        out += [Variant.of(**base, storage=s, **direct) for s in storages]
                     elif kind == "startup":
                         out += [Variant.of(**base), Variant.of(**base, path="cli")]
                     elif isinstance(scenario.workload, NetworkWorkload | DensityWorkload):
@@ -262,7 +271,8 @@ class DockerBackend:
             owner.name("exec"),
             host_config_kwargs(variant.params, scenario.limits, volume),
         )
-        if variant.params.get("storage") == "overlay":
+        storage = variant.params.get("storage", "overlay")
+        if storage == "overlay":
             executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
         if isinstance(scenario.workload, NetworkWorkload):  # the server is the main process
             network = variant.params.get("network", "none")
@@ -270,8 +280,18 @@ class DockerBackend:
             executor.host_config.update(extra)
             probe = str(build_probe(cache_dir()))  # the host client: same source as the guest's
             self._networks[key] = DockerNetwork(executor, network, probe)
+        directory = VOLUME_MOUNT if storage == "volume" else OVERLAY_DIR
+        if isinstance(scenario.workload, CommandWorkload):
+            executor.workdir = directory  # the command runs in the storage under test
         self._executors[key] = executor
         executor.ensure()
+        if isinstance(scenario.workload, DiskWorkload) and scenario.workload.jobs:
+            try:
+                check_engines(executor, scenario.workload, directory, scenario.timeout)
+            except BackendUnavailable:
+                executor.discard()
+                del self._executors[key]
+                raise
 
     def run(self, repetition: Repetition) -> Outcome:
         """Run one repetition of the scenario's workload in the variant's container(s)."""
@@ -331,6 +351,10 @@ class DockerBackend:
             facts.update(disk_placement(executor.host_path(directory)))
         elif isinstance(workload, CommandWorkload):
             outcome = run_command(execute, workload, repetition.timeout)
+            storage = variant.params.get("storage", "overlay")
+            facts["storage"] = f"{storage} ({executor.workdir})"
+            facts["workdir"] = str(executor.workdir)
+            facts.update(disk_placement(executor.host_path(str(executor.workdir))))
         elif isinstance(workload, NetworkWorkload):
             where = variant.params.get("client", "host")
             outcome = self._networks[key].run(workload, where, repetition.timeout)

@@ -190,6 +190,8 @@ class ContainerExecutor:
         self.setup: list[Sequence[str]] = []  # argv run after every (re)creation
         self.command: list[str] = ["sleep", "infinity"]  # the container's main process
         self.ports: list[int] = []  # container ports to expose (published via host_config)
+        #: Working directory of every exec (a command workload's storage under test).
+        self.workdir: str | None = None
 
     def ensure(self) -> str:
         """Create and start the container unless it is running; return its id."""
@@ -211,8 +213,8 @@ class ContainerExecutor:
         )
         self.container_id = str(created["Id"])
         api.start(self.container_id)
-        for argv in self.setup:
-            result = self._exec(argv, 60.0)
+        for argv in self.setup:  # in the image's working directory: workdir may not exist yet
+            result = self._exec(argv, 60.0, workdir=None)
             if result.returncode != 0:
                 msg = f"container setup {' '.join(argv)!r} failed: {result.stderr.strip()}"
                 raise BackendError(msg)
@@ -251,12 +253,14 @@ class ContainerExecutor:
     def __call__(self, argv: Sequence[str], timeout: float) -> ExecResult:
         """The :data:`bench.workloads.Executor` interface."""
         self.ensure()
-        return self._exec(argv, timeout)
+        return self._exec(argv, timeout, self.workdir)
 
-    def _exec(self, argv: Sequence[str], timeout: float) -> ExecResult:
+    def _exec(self, argv: Sequence[str], timeout: float, workdir: str | None = None) -> ExecResult:
         api = self.client.api
         assert self.container_id is not None
-        exec_id = api.exec_create(self.container_id, list(argv), stdout=True, stderr=True)["Id"]
+        exec_id = api.exec_create(
+            self.container_id, list(argv), stdout=True, stderr=True, workdir=workdir
+        )["Id"]
         box: dict[str, Any] = {}
 
         def target() -> None:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Final
@@ -35,11 +35,12 @@ from bench.backends.native.netdensity import NativeInstances, NativeNetwork
 from bench.ownership import make_owned_dir, scratch_leftovers, sweep
 from bench.paths import cache_dir
 from bench.procgroup import REAPER, kill_tree, release, spawn, terminate_group
-from bench.scenario.model import DensityWorkload, NetworkWorkload, Scenario
+from bench.scenario.model import DensityWorkload, Limits, NetworkWorkload, Scenario
 from bench.sysinfo import filesystem_facts, vm_hwm
 from bench.values import (
     Availability,
     BackendError,
+    BackendUnavailable,
     Measurement,
     Outcome,
     RepetitionTimeout,
@@ -62,7 +63,9 @@ from bench.workloads import (
     run_syscall,
 )
 from bench.workloads.density import run_density
+from bench.workloads.fio import check_engines
 from bench.workloads.hostmem import environment_memory, process_tree
+from bench.workloads.tools import host_problems
 
 HOST: Final = Variant("host", {})
 #: Docker's data root unless /etc/docker/daemon.json sets ``data-root``.
@@ -148,7 +151,11 @@ class NativeBackend:
         return [HOST]
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
-        """Build the static probe, start the reaper; create a cgroup when limits are set."""
+        """Check the host has the workload's tools; build the probe, start the reaper; create
+        a cgroup when limits are set; check the asynchronous ioengines of fio jobs."""
+        problems = host_problems(scenario)
+        if problems:  # skipped rows with the reason, not one failure per repetition
+            raise BackendUnavailable("; ".join(problems))
         self._probe = build_probe(cache_dir())
         REAPER.start()  # workloads die with the harness; started here, outside any timing
         if not self._swept:  # disk test directories of killed runs (same rule as scratch)
@@ -160,7 +167,16 @@ class NativeBackend:
         limits = scenario.limits
         if limits.cpus is None and limits.memory is None:
             self._limits_note = "none requested"
-            return
+        else:
+            self._limit(limits)
+        workload = scenario.workload
+        if isinstance(workload, DiskWorkload) and workload.jobs:
+            with self._storage_dir("check") as directory:
+                execute = self._make_executor(scenario.timeout, directory)
+                check_engines(execute, workload, str(directory), scenario.timeout)
+
+    def _limit(self, limits: Limits) -> None:
+        """A transient cgroup applying ``limits`` (noted, never hidden, when impossible)."""
         self._counter += 1
         tag = f"isobench-{os.getpid()}-{self._counter}"
         try:
@@ -187,7 +203,7 @@ class NativeBackend:
         elif isinstance(workload, MemoryWorkload):
             outcome = self._memory(workload, timeout)
         elif isinstance(workload, CommandWorkload):
-            outcome = run_command(execute, workload, timeout)
+            outcome = self._command(workload, repetition)
         elif isinstance(workload, NetworkWorkload):
             outcome = self._network_server().run(workload, timeout)
         elif isinstance(workload, DensityWorkload):
@@ -285,17 +301,20 @@ class NativeBackend:
 
     def _executor(self, repetition: Repetition) -> Executor:
         """An Executor sharing one deadline across every command of the repetition."""
-        deadline = time.monotonic() + repetition.timeout
-        cwd = repetition.workdir
+        return self._make_executor(repetition.timeout, repetition.workdir)
+
+    def _make_executor(self, budget: float, cwd: Path) -> Executor:
+        """An Executor running in ``cwd`` whose calls together stop after ``budget`` s."""
+        deadline = time.monotonic() + budget
 
         def execute(argv: Sequence[str], timeout: float) -> ExecResult:
             left = min(timeout, deadline - time.monotonic())
             if left <= 0:
-                msg = f"repetition exceeded its {repetition.timeout:g} s timeout"
+                msg = f"repetition exceeded its {budget:g} s timeout"
                 raise RepetitionTimeout(msg)
             start = time.perf_counter()
             proc, _ = self._spawn(argv, cwd=cwd)
-            out, err = self._communicate(proc, left, Path(argv[0]).name, repetition.timeout)
+            out, err = self._communicate(proc, left, Path(argv[0]).name, budget)
             return ExecResult(proc.returncode, out, err, time.perf_counter() - start)
 
         return execute
@@ -328,16 +347,30 @@ class NativeBackend:
             {"kernel": kv.get("kernel", "")},
         )
 
-    def _disk(self, execute: Executor, workload: DiskWorkload, rep: Repetition) -> Outcome:
-        """fio in a private directory on the host filesystem the other backends write to."""
-        directory = disk_directory() / f"native-{os.getpid()}-{rep.index}"
+    @contextlib.contextmanager
+    def _storage_dir(self, tag: str) -> Iterator[Path]:
+        """A private directory on the host filesystem the other backends write to."""
+        directory = disk_directory() / f"native-{os.getpid()}-{tag}"
         shutil.rmtree(directory, ignore_errors=True)
         make_owned_dir(directory)  # a killed harness leaves it to the next run's sweep
         try:
-            outcome = run_disk(execute, workload, str(directory), rep.timeout)
-            facts = native_placement(directory)
+            yield directory
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+    def _disk(self, execute: Executor, workload: DiskWorkload, rep: Repetition) -> Outcome:
+        """fio in the storage under test (the private directory of :meth:`_storage_dir`)."""
+        with self._storage_dir(str(rep.index)) as directory:
+            outcome = run_disk(execute, workload, str(directory), rep.timeout)
+            facts = native_placement(directory)
+        return self._with_facts(outcome, facts)
+
+    def _command(self, workload: CommandWorkload, rep: Repetition) -> Outcome:
+        """The command with the storage under test as its working directory (as in Docker)."""
+        with self._storage_dir(str(rep.index)) as directory:
+            execute = self._make_executor(rep.timeout, directory)
+            outcome = run_command(execute, workload, rep.timeout)
+            facts = {"workdir": str(directory), **native_placement(directory)}
         return self._with_facts(outcome, facts)
 
     def _memory(self, workload: MemoryWorkload, timeout: float) -> Outcome:

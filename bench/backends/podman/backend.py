@@ -133,6 +133,8 @@ class PodmanBackend:
                 self._host_config(service, variant, scenario),
             )
             executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
+            if isinstance(scenario.workload, CommandWorkload):
+                executor.workdir = OVERLAY_DIR  # the command runs in the storage under test
             self._executors[key] = executor
         self._executors[key].ensure()
 
@@ -179,6 +181,7 @@ class PodmanBackend:
             facts["storage"] = f"container root filesystem ({OVERLAY_DIR})"
         elif isinstance(workload, CommandWorkload):
             outcome = run_command(executor, workload, repetition.timeout)
+            facts["storage"] = f"container root filesystem ({OVERLAY_DIR})"
         else:  # pragma: no cover - the scenario model admits no other kind
             msg = f"unsupported workload kind {workload.kind!r}"
             raise BackendError(msg)
