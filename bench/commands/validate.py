@@ -79,8 +79,16 @@ def _check_requirements(results: list[FileResult]) -> None:
         for index, message in requirement_problems(
             scenario.requires, scenario.backends, result.path
         ):
-            line = result.lines.get(("requires", index)) or result.lines.get(("requires",))
-            result.errors.append(ScenarioError(result.path, line, f"requires[{index}]", message))
+            where = ("requires", index) if ("requires", index) in result.lines else ("requires",)
+            result.errors.append(
+                ScenarioError(
+                    result.path,
+                    result.lines.get(where),
+                    f"requires[{index}]",
+                    message,
+                    result.columns.get(where),
+                )
+            )
 
 
 def run(args: argparse.Namespace) -> int:

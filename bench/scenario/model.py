@@ -316,7 +316,9 @@ class DiskWorkload(_Frozen):
     #: off: buffered I/O, named in every backend's variant label (``direct=off``).
     direct: Annotated[Literal["on", "off"], BeforeValidator(_direct_input)] = "on"
     #: Named jobs run one after another; none: the five built-in jobs (``disk.seq_read``...).
-    jobs: Annotated[tuple[FioJob, ...], AfterValidator(_unique_job_names)] = ()
+    jobs: Annotated[
+        tuple[FioJob, ...], Field(max_length=64), AfterValidator(_unique_job_names)
+    ] = ()
 
     @model_serializer(mode="wrap")
     def _omit_empty_jobs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -416,7 +418,7 @@ class DeclaredMetric(_Frozen):
     unit: NonEmptyStr
     direction: Literal["higher", "lower"]  # which way is better
     #: parser json: where the number is in the tool's JSON output.
-    select: Annotated[str, AfterValidator(check_selector)] | None = None
+    select: Annotated[str, Field(max_length=1024), AfterValidator(check_selector)] | None = None
     #: parser regex: the named group of ``pattern`` holding the number.
     group: NonEmptyStr | None = None
     #: Multiplier applied to the number read (e.g. 0.125 for bits/s to B/s).
@@ -440,7 +442,7 @@ class CommandWorkload(_Frozen):
     parser: Literal["fio-json", "sysbench", "time", "wall", "json", "regex"] = "wall"
     #: parser regex: a Python regular expression with named groups (searched in stdout,
     #: then stderr; the last match counts).
-    pattern: Annotated[str, AfterValidator(check_pattern)] | None = None
+    pattern: Annotated[str, Field(max_length=4096), AfterValidator(check_pattern)] | None = None
     #: Metrics outside the catalog this command may emit; any other uncatalogued name is
     #: refused (a failed row), so no direction is ever guessed from a name.
     metrics: Annotated[tuple[DeclaredMetric, ...], AfterValidator(_unique_metric_names)] = ()
@@ -667,7 +669,9 @@ class Scenario(_Frozen):
     #: Debian packages the workload needs in the guest (baked in by ``isobench env build``)
     #: and on the host (native).
     requires: Annotated[
-        tuple[Annotated[str, AfterValidator(package_name)], ...], AfterValidator(_no_duplicates)
+        tuple[Annotated[str, AfterValidator(package_name)], ...],
+        Field(max_length=256),
+        AfterValidator(_no_duplicates),
     ] = ()
 
     @field_validator("format_version")

@@ -81,13 +81,13 @@ timeout: 120
 """
 
 
-def _run(tmp_path: Path, text: str, *backends: str) -> pd.DataFrame:
+def _run(tmp_path: Path, text: str, *backends: str, status: int = 0) -> pd.DataFrame:
     path = tmp_path / "scenario.yaml"
     path.write_text(text)
     argv = ["run", str(path), "--out", str(tmp_path / "results"), "--plain"]
     for name in backends:
         argv += ["--backend", name]
-    assert main(argv) == 0
+    assert main(argv) == status
     (run_dir,) = (tmp_path / "results").iterdir()
     return load([run_dir])
 
@@ -187,7 +187,7 @@ def test_requires_missing_from_the_guest_is_refused_before_anything_runs(
     path.write_text(REQUIRES_MISSING)
     assert main(["validate", str(path)]) == 1
     err = capsys.readouterr().err
-    assert f"{path}:4: requires[0]: package 'cowsay' is not in the guest environment" in err
+    assert f"{path}:4:12: requires[0]: package 'cowsay' is not in the guest environment" in err
     assert f"add it with: isobench env build {path}" in err
     status = main(["run", str(path), "--out", str(tmp_path / "out"), "--backend", "docker"])
     err = capsys.readouterr().err
@@ -200,7 +200,9 @@ def test_requires_missing_from_the_guest_is_refused_before_anything_runs(
 
 
 def test_a_tool_missing_on_the_host_is_a_skipped_native_row(tmp_path: Path) -> None:
-    frame = _run(tmp_path, REQUIRES_MISSING.replace("[native, docker]", "[native]"), "native")
+    # exit status 1: an item produced no successful sample (said, not hidden)
+    text = REQUIRES_MISSING.replace("[native, docker]", "[native]")
+    frame = _run(tmp_path, text, "native", status=1)
     assert set(frame["status"]) == {"skipped"}
     assert len(frame) == 4  # every planned repetition once, not a failure per attempt
     reason = frame["reason"].iloc[0]

@@ -363,11 +363,11 @@ def test_storage_and_network_lists_that_would_be_ignored_are_refused() -> None:
     head = "format_version: 1\nname: s\n"
     errors = _file(head + "workload: {kind: syscall}\ndocker:\n  storage: [volume]\n")
     assert errors == [
-        "s.yaml:5: docker.storage: the syscall workload does not use storage, so this list "
+        "s.yaml:5:3: docker.storage: the syscall workload does not use storage, so this list "
         "would be ignored; expected it only on disk and command workloads (remove it)"
     ]
     errors = _file(head + "workload: {kind: disk}\ndocker:\n  network: [bridge]\n")
-    assert errors[0].startswith("s.yaml:5: docker.network: the disk workload does not use")
+    assert errors[0].startswith("s.yaml:5:3: docker.network: the disk workload does not use")
     assert (
         _file(head + "workload: {kind: command, command: [x]}\ndocker: {storage: [volume]}\n") == []
     )
