@@ -388,15 +388,15 @@ def test_requirement_problems_name_the_package_and_the_command(
 ) -> None:
     monkeypatch.setenv("ISOBENCH_CACHE", str(tmp_path))
     source = Path("scenarios/net.yaml")
-    problems = rootfs.requirement_problems(("fio", "iperf3"), ["native", "docker"], source)
+    problems = rootfs.requirement_problems(("fio", "cowsay"), ["native", "docker"], source)
     assert problems == [
         (
             1,
-            "package 'iperf3' is not in the guest environment that docker run(s) in (rootfs, "
+            "package 'cowsay' is not in the guest environment that docker run(s) in (rootfs, "
             "image, box); add it with: isobench env build scenarios/net.yaml",
         )
     ]
-    assert rootfs.requirement_problems(("iperf3",), ["native"], source) == []
-    (tmp_path / rootfs.EXTRAS_FILE).write_text('{"extra": ["iperf3"]}')
-    assert rootfs.requirement_problems(("iperf3",), ["docker"], source) == []
-    assert "iperf3" in rootfs.guest_packages()
+    assert rootfs.requirement_problems(("cowsay",), ["native"], source) == []
+    (tmp_path / rootfs.EXTRAS_FILE).write_text('{"extra": ["cowsay"]}')
+    assert rootfs.requirement_problems(("cowsay",), ["docker"], source) == []
+    assert "cowsay" in rootfs.guest_packages()
