@@ -123,9 +123,21 @@ def orphans() -> list[psutil.Process]:
     return found
 
 
+#: How long the harness's reaper may take to kill a dead harness's workloads (it polls at 0.1 s).
+REAPER_GRACE_S = 2.0
+
+
 def reap_orphans() -> str:
-    """Kill leftover workloads of these cases; describe them for the fault table."""
+    """Kill leftover workloads of these cases; describe them for the fault table.
+
+    A workload counts as orphaned only if it is still alive :data:`REAPER_GRACE_S` after its
+    harness died: the reaper needs a moment to see the harness's pipe close.
+    """
+    deadline = time.monotonic() + REAPER_GRACE_S
     found = orphans()
+    while found and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = orphans()
     for proc in found:
         proc.kill()
     return f"{len(found)} orphaned workload process(es) (killed by the test)" if found else "none"
