@@ -219,9 +219,11 @@ def test_docker_density_removes_every_container(
 
 
 def _harness_owned(client: docker.DockerClient, pid: int) -> list[Any]:
+    # One list call (no inspect per container): containers come and go while this polls, and
+    # the high-level list() would inspect one that was just removed (404).
     out = []
-    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
-        token = container.labels.get(OWNER_LABEL, "")
+    for container in client.api.containers(all=True, filters={"label": OWNER_LABEL}):
+        token = (container.get("Labels") or {}).get(OWNER_LABEL, "")
         if token.split(":")[4:5] == [str(pid)]:
             out.append(container)
     return out
