@@ -80,16 +80,8 @@ def summary_table(
 # --- exports of the summary table ---------------------------------------------------------
 
 #: Columns comparing a row with native (none on native's own rows).
-COMPARISON_COLUMNS: Final = (
-    "ratio",
-    "ratio_low",
-    "ratio_high",
-    "ratio_runs",
-    "ratio_spread_low",
-    "ratio_spread_high",
-    "difference",
-    "difference_low",
-    "difference_high",
+COMPARISON_COLUMNS: Final = tuple(
+    c for c in st.OVERHEAD_COLUMNS if c not in st.KEYS and c != "native_median"
 )
 EXPORT_COLUMNS: Final = [
     *st.SUMMARY_COLUMNS,
