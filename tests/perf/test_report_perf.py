@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import os
 import resource
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import report
+from bench import report, results
 from tests import synthetic as report_synthetic
+from tests.perf import child
 
 pytestmark = pytest.mark.perf
 
@@ -40,29 +38,12 @@ def big_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _report_process(run: Path, out: Path) -> dict[str, float]:
-    start = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bench", "report", str(run), "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_bytes": usage.ru_maxrss * 1024.0,
-    }
-
-
 def test_report_end_to_end_1m_rows(benchmark: Any, big_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     figures: dict[str, float] = {}
 
     def once() -> None:
-        figures.update(_report_process(big_run, out))
+        figures.update(child.measure("report", str(big_run), "-o", str(out)))
 
     benchmark.pedantic(once, rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
@@ -82,7 +63,7 @@ def test_report_in_process_1m_rows(benchmark: Any, big_run: Path) -> None:
         return report.render_html(frame, envs)
 
     html = benchmark.pedantic(once, rounds=2, iterations=1, warmup_rounds=0)
-    assert f"({len(report.results.load([big_run])):,} rows)" in html  # every row was read
+    assert f"({len(results.load([big_run])):,} rows)" in html  # every row was read
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     benchmark.extra_info["process_peak_rss_bytes"] = peak
     assert benchmark.stats.stats.max < TIME_LIMIT_S

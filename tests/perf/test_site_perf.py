@@ -10,15 +10,13 @@ peak RSS come from wait4().
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import synthetic
+from tests.perf import child
 
 pytestmark = pytest.mark.perf
 
@@ -40,18 +38,7 @@ def test_publish_1000_runs(benchmark: Any, history: Path, tmp_path: Path) -> Non
 
     def once() -> None:
         out = tmp_path / f"site-{len(figures)}"
-        start = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "bench", "publish", str(history), "-o", str(out)],
-            stdout=subprocess.DEVNULL,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        figures.update(
-            wall_s=time.perf_counter() - start,
-            cpu_s=usage.ru_utime + usage.ru_stime,
-            peak_rss_bytes=usage.ru_maxrss * 1024.0,
-        )
+        figures.update(child.measure("publish", str(history), "-o", str(out)))
         assert len(list((out / "runs").iterdir())) == RUNS
 
     benchmark.pedantic(once, rounds=1, iterations=1)
