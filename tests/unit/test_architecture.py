@@ -10,8 +10,8 @@ Rules (the README's Architecture section draws the same picture):
 1. No cycles among the imports that run (module level and lazy; ``TYPE_CHECKING`` blocks are
    for the type checker only and are left out of this one rule).
 2. ``bench.values`` (the shared value types) imports nothing of bench.
-3. ``bench.stats`` imports only numpy, pandas, scipy, the standard library and
-   ``bench.metrics`` (the metric catalog).
+3. Every module of the ``bench.stats`` package imports only numpy, pandas, scipy, the
+   standard library, ``bench.metrics`` (the metric catalog) and other ``bench.stats`` modules.
 4. The report, ``bench.compare`` and ``bench.export`` import no backend and not the runner.
 5. Backends import neither the report, stats, compare, export, the CLI nor the runner.
 6. ``bench.scenario.model`` imports no backend and not the runner (the loader checks backend
@@ -35,7 +35,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "bench"
 
-STATS_ALLOWED = {"numpy", "pandas", "scipy", "bench.metrics", "bench"}
+STATS = "bench.stats"
+STATS_ALLOWED = ("numpy", "pandas", "scipy", "bench.metrics", STATS)
 BACKENDS = "bench.backends"
 REGISTRY = "bench.backends"  # the package __init__: names and factories, no backend code
 RUNNER = "bench.run"
@@ -166,6 +167,18 @@ def _is_backend_code(name: str) -> bool:
     return _within(name, BACKENDS) and name != REGISTRY
 
 
+def _stats_problems(src: str, tgt: str) -> list[str]:
+    """Rule 3 for one import of a ``bench.stats`` module."""
+    top = tgt.split(".", maxsplit=1)[0]
+    if _within(tgt, STATS_ALLOWED) or tgt == "bench":  # `from bench import metrics` names bench
+        return []
+    if top == "bench":
+        return [f"{src} imports {tgt}: stats imports only the metric catalog"]
+    if top in sys.stdlib_module_names or top == "__future__":
+        return []
+    return [f"{src} imports {tgt}: stats stays pure"]
+
+
 def violations(modules: set[str], found: list[Import]) -> list[str]:
     """Every broken rule, one readable line each (empty when the layering holds)."""
     problems: list[str] = []
@@ -183,12 +196,8 @@ def violations(modules: set[str], found: list[Import]) -> list[str]:
         top = tgt.split(".")[0]
         if src == "bench.values" and top == "bench":
             problems.append(f"bench.values imports {tgt}: the value types must be a leaf")
-        if src == "bench.stats" and top not in {"numpy", "pandas", "scipy"}:
-            std = top in sys.stdlib_module_names or top == "__future__"
-            if (not std and not _within(tgt, STATS_ALLOWED)) or _within(tgt, "bench.values"):
-                problems.append(f"bench.stats imports {tgt}: stats stays pure")
-            elif top == "bench" and tgt not in {"bench", "bench.metrics"}:
-                problems.append(f"bench.stats imports {tgt}: only the metric catalog")
+        if _within(src, STATS):
+            problems += _stats_problems(src, tgt)
     for src, targets in graph.items():
         for tgt in targets:
             rule(
@@ -198,7 +207,7 @@ def violations(modules: set[str], found: list[Import]) -> list[str]:
                 src,
             )
             rule(
-                _is_backend_code(src) and (_within(tgt, (*REPORTING, "bench.stats", RUNNER, *CLI))),
+                _is_backend_code(src) and (_within(tgt, (*REPORTING, STATS, RUNNER, *CLI))),
                 tgt,
                 "a backend measures; it does not report, summarise, run plans or parse argv",
                 src,
@@ -264,7 +273,9 @@ def _tree(tmp_path: Path, files: Mapping[str, str]) -> tuple[set[str], list[Impo
 BASE_TREE = {
     "values.py": "",
     "metrics.py": "",
-    "stats.py": "import numpy\nfrom bench import metrics\n",
+    "stats/__init__.py": "from bench.stats.core import median\n",
+    "stats/core.py": "import numpy\nfrom bench import metrics\nfrom bench.metrics import lookup\n",
+    "stats/more.py": "from bench.stats.core import median\nfrom . import core\n",
     "scenario/model.py": "import pydantic\n",
     "backends/__init__.py": "from bench.values import Availability\n",
     "backends/base.py": (
@@ -289,8 +300,11 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
     ("rel", "extra", "expected"),
     [
         ("values.py", "from bench import metrics\n", "must be a leaf"),
-        ("stats.py", "import matplotlib\n", "stats stays pure"),
-        ("stats.py", "from bench import results\n", "only the metric catalog"),
+        ("stats/__init__.py", "import matplotlib\n", "stats stays pure"),
+        ("stats/core.py", "import matplotlib\n", "stats stays pure"),
+        ("stats/more.py", "from bench import results\n", "only the metric catalog"),
+        ("stats/more.py", "def f():\n    from bench.run import runner\n", "only the metric"),
+        ("stats/core.py", "from bench.values import Outcome\n", "only the metric catalog"),
         ("report/html.py", "from bench.backends.native import backend\n", "never backends"),
         ("report/html.py", "def f():\n    from bench.run import runner\n", "never backends"),
         ("backends/native/backend.py", "from bench.report import html\n", "a backend measures"),
