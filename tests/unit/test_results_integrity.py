@@ -329,7 +329,7 @@ def test_consolidation_of_a_read_only_run_says_why_and_reads_the_journal(tmp_pat
         raise StorageError(run / "samples.parquet", OSError(30, "Read-only file system"))
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(results, "write_parquet", refuse)
+        patch.setattr("bench.results.state.write_parquet", refuse)  # consolidation writes it
         loaded = results.consolidate(run)
     assert loaded.state == "unfinished"
     assert any("could not consolidate it: cannot write" in n and "Read-only" in n
@@ -380,7 +380,7 @@ def test_a_failed_write_leaves_only_whole_samples(tmp_path: Path) -> None:
         raise OSError(28, "No space left on device")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(results, "write_all", half_then_full)
+        patch.setattr("bench.results.writer.write_all", half_then_full)
         with pytest.raises(StorageError, match=r"samples\.jsonl: No space left on device"):
             writer.write(sample)
     writer.release()
