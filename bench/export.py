@@ -28,7 +28,7 @@ from pytest_benchmark import __version__ as pytest_benchmark_version
 from pytest_benchmark.stats import Stats
 
 from bench import __version__, metrics
-from bench.stats import group_samples
+from bench.stats import FloatArray, group_samples
 
 EXPORTED_UNIT: Final = {"calls/s": "s/call", "B/s": "s/B", "IOPS": "s/IO"}
 
@@ -48,69 +48,16 @@ def benchmark_name(key: tuple[str, ...], exported_unit: str, with_host: bool) ->
 
 def to_pytest_benchmark(frame: pd.DataFrame, environment: Mapping[str, Any]) -> dict[str, Any]:
     """The pytest-benchmark JSON document for ``frame`` (one or more runs)."""
-    units = {
-        str(m): str(u)
-        for m, u in frame[["metric", "unit"]]
-        .dropna()
-        .drop_duplicates("metric")
-        .itertuples(index=False)
-    }
-    hashes = {
-        str(s): str(h)
-        for s, h in frame[["scenario", "scenario_hash"]]
-        .dropna()
-        .drop_duplicates()
-        .itertuples(index=False)
-    }
+    units = _column_map(frame, "metric", "unit", unique="metric")
+    hashes = _column_map(frame, "scenario", "scenario_hash")
     samples = group_samples(frame)
     with_host = len({k[0] for k in samples}) > 1
     benchmarks = []
     for key, values in samples.items():
-        host, scenario, backend, variant, metric = key
-        unit = units.get(metric, "")
-        transform, exported_unit = _transform(metric, unit)
-        data = 1.0 / values if transform == "reciprocal" else values
-        data = data[np.isfinite(data)]
-        if len(data) == 0:
-            continue
-        # pytest-benchmark's own Stats computes every field its readers expect (iqr, ld15iqr...).
-        stats = Stats()  # type: ignore[no-untyped-call]
-        for value in data:
-            stats.update(float(value))  # type: ignore[no-untyped-call]
-        record: dict[str, Any] = stats.as_dict()  # type: ignore[no-untyped-call]
-        record["data"] = [float(v) for v in data]
-        record["iterations"] = 1
-        name = benchmark_name(key, exported_unit, with_host)
-        benchmarks.append(
-            {
-                "group": f"{scenario}::{metric}",
-                "name": name,
-                "fullname": f"isobench::{name}",
-                "params": None,
-                "param": None,
-                "extra_info": {
-                    "host": host,
-                    "scenario": scenario,
-                    "scenario_hash": hashes.get(scenario, ""),
-                    "backend": backend,
-                    "variant": variant,
-                    "metric": metric,
-                    "unit": unit,
-                    "exported_unit": exported_unit,
-                    "transform": transform,
-                    "median": float(np.median(values)),
-                },
-                "options": {
-                    "disable_gc": False,
-                    "timer": "isobench",
-                    "min_rounds": len(data),
-                    "max_time": 0.0,
-                    "min_time": 0.0,
-                    "warmup": False,
-                },
-                "stats": record,
-            }
-        )
+        unit = units.get(key[4], "")
+        benchmark = _benchmark(key, values, unit, hashes.get(key[1], ""), with_host)
+        if benchmark is not None:
+            benchmarks.append(benchmark)
     return {
         "machine_info": _machine_info(environment),
         "commit_info": _commit_info(environment),
@@ -118,6 +65,66 @@ def to_pytest_benchmark(frame: pd.DataFrame, environment: Mapping[str, Any]) -> 
         "datetime": str(environment.get("started") or pd.Timestamp.now(tz="UTC").isoformat()),
         "version": pytest_benchmark_version,
     }
+
+
+def _column_map(
+    frame: pd.DataFrame, key: str, value: str, unique: str | None = None
+) -> dict[str, str]:
+    """``key -> value`` over the distinct pairs (``unique``: keep the first row per column)."""
+    pairs = frame[[key, value]].dropna().drop_duplicates(unique)
+    return {str(k): str(v) for k, v in pairs.itertuples(index=False)}
+
+
+def _benchmark(
+    key: tuple[str, ...], values: FloatArray, unit: str, scenario_hash: str, with_host: bool
+) -> dict[str, Any] | None:
+    """One benchmark entry (lower is better), or None when no exported value is finite."""
+    host, scenario, backend, variant, metric = key
+    transform, exported_unit = _transform(metric, unit)
+    data = 1.0 / values if transform == "reciprocal" else values
+    data = data[np.isfinite(data)]
+    if len(data) == 0:
+        return None
+    name = benchmark_name(key, exported_unit, with_host)
+    return {
+        "group": f"{scenario}::{metric}",
+        "name": name,
+        "fullname": f"isobench::{name}",
+        "params": None,
+        "param": None,
+        "extra_info": {
+            "host": host,
+            "scenario": scenario,
+            "scenario_hash": scenario_hash,
+            "backend": backend,
+            "variant": variant,
+            "metric": metric,
+            "unit": unit,
+            "exported_unit": exported_unit,
+            "transform": transform,
+            "median": float(np.median(values)),
+        },
+        "options": {
+            "disable_gc": False,
+            "timer": "isobench",
+            "min_rounds": len(data),
+            "max_time": 0.0,
+            "min_time": 0.0,
+            "warmup": False,
+        },
+        "stats": _stats_record(data),
+    }
+
+
+def _stats_record(data: FloatArray) -> dict[str, Any]:
+    """pytest-benchmark's own ``Stats`` of ``data``: every field its readers expect."""
+    stats = Stats()  # type: ignore[no-untyped-call]
+    for value in data:
+        stats.update(float(value))  # type: ignore[no-untyped-call]
+    record: dict[str, Any] = stats.as_dict()  # type: ignore[no-untyped-call]
+    record["data"] = [float(v) for v in data]
+    record["iterations"] = 1
+    return record
 
 
 def _section(environment: Mapping[str, Any], name: str) -> Mapping[str, Any]:
