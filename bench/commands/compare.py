@@ -12,9 +12,15 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.commands import common
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.compare import HostCheck
+    from bench.results import LoadedRun
 
 FORMATS = ("text", "markdown", "json")
 
@@ -106,49 +112,89 @@ def _run_dirs(paths: list[Path]) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Compare the runs and return the gate's exit status."""
-    import pandas as pd  # noqa: PLC0415 - keep CLI start-up light
-
-    from bench import compare, results  # noqa: PLC0415 - keep CLI start-up light
+    from bench import compare  # noqa: PLC0415 - keep CLI start-up light
 
     problem = common.missing_paths(args, [*args.base, args.new], "run directory")
     if problem is not None:
         return problem
+    sides = _read_sides(args)
+    if sides is None:
+        return 2
+    base_runs, new_runs = sides
+    base, new = _frame("base", base_runs), _frame("new", new_runs)
+    hosts = _comparable(base, new, base_runs, new_runs, args.allow_host_change)
+    if hosts is None:
+        return 2
+    table = compare.compare(base, new, args.threshold, gate_medians=hosts.same)
+    return _gate(table, args, len(base_runs), len(new_runs))
+
+
+def _read_sides(args: argparse.Namespace) -> tuple[list[LoadedRun], list[LoadedRun]] | None:
+    """Both sides' runs; None (the reason printed) when one is unreadable or refused."""
+    from bench import results  # noqa: PLC0415 - keep CLI start-up light
+
     try:
         base_dirs, new_dirs = _run_dirs(args.base), _run_dirs([args.new])
         base_runs = [results.read_run(p) for p in base_dirs]
         new_runs = [results.read_run(p) for p in new_dirs]
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"isobench compare: {exc}", file=sys.stderr)
-        return 2
+        return None
     roles = ["BASE_RUN"] * len(base_runs) + ["NEW_RUN"] * len(new_runs)
     if _refuse_incomplete([*base_runs, *new_runs], roles, allow=args.allow_incomplete):
-        return 2
-    base = pd.concat([r.frame for r in base_runs], ignore_index=True)
-    new = pd.concat([r.frame for r in new_runs], ignore_index=True)
-    for label, frame in (("base", base), ("new", new)):
-        print(f"{label}: {results.count_frame(frame).describe()}", file=sys.stderr)
-    base_envs = [r.environment for r in base_runs]
-    new_envs = [r.environment for r in new_runs]
+        return None
+    return base_runs, new_runs
+
+
+def _frame(label: str, runs: list[LoadedRun]) -> pd.DataFrame:
+    """One side's samples in one frame; its row counts go to stderr."""
+    import pandas as pd  # noqa: PLC0415 - keep CLI start-up light
+
+    from bench import results  # noqa: PLC0415 - keep CLI start-up light
+
+    frame = pd.concat([r.frame for r in runs], ignore_index=True)
+    print(f"{label}: {results.count_frame(frame).describe()}", file=sys.stderr)
+    return frame
+
+
+def _comparable(
+    base: pd.DataFrame,
+    new: pd.DataFrame,
+    base_runs: list[LoadedRun],
+    new_runs: list[LoadedRun],
+    allow_host_change: bool,
+) -> HostCheck | None:
+    """The host check; None (the reason printed) for changed scenarios or a refused host."""
+    from bench import compare  # noqa: PLC0415 - keep CLI start-up light
+
     mismatches = compare.hash_mismatches(base, new)
     if mismatches:
         for mismatch in mismatches:
             print(f"isobench compare: incompatible runs: {mismatch}", file=sys.stderr)
-        return 2
-    hosts = compare.check_hosts(base_envs, new_envs)
+        return None
+    hosts = compare.check_hosts(
+        [r.environment for r in base_runs], [r.environment for r in new_runs]
+    )
     for note in hosts.notes:
         print(f"isobench compare: note: {note}", file=sys.stderr)
     if not hosts.same:
         print("isobench compare: the runs come from different hosts:", file=sys.stderr)
         for fact in hosts.differences:
             print(f"  {fact}", file=sys.stderr)
-        if not args.allow_host_change:
+        if not allow_host_change:
             print(
                 "isobench compare: raw medians of different hosts are not comparable; "
                 "pass --allow-host-change to gate on the within-run overhead ratios only",
                 file=sys.stderr,
             )
-            return 2
-    table = compare.compare(base, new, args.threshold, gate_medians=hosts.same)
+            return None
+    return hosts
+
+
+def _gate(table: pd.DataFrame, args: argparse.Namespace, n_base: int, n_new: int) -> int:
+    """Print the table (and write ``-o``), then the verdict's summary; the exit status."""
+    from bench import compare  # noqa: PLC0415 - keep CLI start-up light
+
     text = render(table, args.format, args.threshold)
     sys.stdout.write(text)
     if args.output:
@@ -164,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         f"\n{regressions} regression(s) beyond {args.threshold:.1%}; "
         f"{int((table['verdict'] == 'improvement').sum())} improvement(s); "
         f"{int(table['gated'].sum())} gated comparisons of {len(table)} "
-        f"({len(base_dirs)} base run(s), {len(new_dirs)} new run(s))",
+        f"({n_base} base run(s), {n_new} new run(s))",
         file=sys.stderr,
     )
     return 1 if compare.has_regression(table) else 0
