@@ -29,34 +29,6 @@ from bench.storage import (
 Status = Literal["ok", "failed", "timeout", "skipped"]
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One measured value (or one failed/skipped/timed-out attempt, with ``value`` NaN)."""
-
-    run_id: str
-    scenario: str
-    scenario_hash: str
-    backend: str
-    variant: str
-    metric: str
-    unit: str
-    repetition: int
-    warmup: bool
-    value: float
-    status: Status = "ok"
-    reason: str = ""
-    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-
-    def to_json(self) -> str:
-        """Serialize as one JSON line (NaN encoded as null)."""
-        import json  # noqa: PLC0415 - only writers need it
-
-        record = asdict(self)
-        if record["value"] != record["value"]:  # NaN
-            record["value"] = None
-        return json.dumps(record, separators=(",", ":"), allow_nan=False)
-
-
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable run id such as ``20261128T003112Z-3f9a`` (unique per directory: see below)."""
     now = now or datetime.now(UTC)
@@ -83,6 +55,34 @@ def create_run_dir(
         return run_id, path
     msg = f"no free run id after {attempts} attempts"
     raise StorageError(out_dir, msg, "create a run directory in")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measured value (or one failed/skipped/timed-out attempt, with ``value`` NaN)."""
+
+    run_id: str
+    scenario: str
+    scenario_hash: str
+    backend: str
+    variant: str
+    metric: str
+    unit: str
+    repetition: int
+    warmup: bool
+    value: float
+    status: Status = "ok"
+    reason: str = ""
+    timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def to_json(self) -> str:
+        """Serialize as one JSON line (NaN encoded as null)."""
+        import json  # noqa: PLC0415 - only writers need it
+
+        record = asdict(self)
+        if record["value"] != record["value"]:  # NaN
+            record["value"] = None
+        return json.dumps(record, separators=(",", ":"), allow_nan=False)
 
 
 class RunWriter:
