@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from bench import __version__
+from bench.procgroup import sigterm_as_interrupt
 
 #: Subcommand modules, in --help order. Each defines ``register(subparsers)``, which adds its
 #: parser and sets ``func`` (a callable taking the parsed args and returning an exit status).
@@ -85,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        status: int = args.func(args)
+        with sigterm_as_interrupt():  # from the first import on, SIGTERM stops like Ctrl-C
+            status: int = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -274,6 +274,59 @@ def kill_tree(proc: subprocess.Popen[Any], grace: float = GRACE, *, close: bool 
 def release(proc: subprocess.Popen[Any]) -> None:
     """A :func:`spawn`-ed tree ended on its own: stop watching it."""
     REAPER.forget(proc.pid)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+STOP_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[Callable[[], None]]:
+    """Hold Ctrl-C and SIGTERM back (noted, not lost) until ``release()`` or the block ends.
+
+    For a step that must not be cut in two (a run directory and its end marker's writer):
+    a stop signal that arrives meanwhile is raised as KeyboardInterrupt by ``release()``,
+    where a ``try`` can record it. (A signal mask would not do: Python runs handlers in the
+    main thread whichever thread the kernel delivers to, and any thread may take it.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    noted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in STOP_SIGNALS}
+
+    def release() -> None:
+        while previous:
+            sig, handler = previous.popitem()
+            signal.signal(sig, handler)
+        if noted:
+            noted.clear()
+            raise KeyboardInterrupt
+
+    try:
+        yield release
+    finally:
+        release()
 
 
 if __name__ == "__main__":  # the reaper process (python3 -I -S procgroup.py GRACE FD)

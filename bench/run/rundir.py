@@ -114,23 +114,6 @@ def watchdog(seconds: float) -> Iterator[None]:
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
 def shielded() -> Iterator[None]:
     """Ignore further Ctrl-C and SIGTERM while the run is being finished (kill -9 still works)."""
     if threading.current_thread() is not threading.main_thread():

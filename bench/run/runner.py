@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from bench.backends.base import Backend, Repetition
 from bench.metrics import Metric, declared, lookup
 from bench.ownership import make_scratch, scratch_leftovers, sweep
+from bench.procgroup import sigterm_as_interrupt, stop_signals_held
 from bench.results import (
     SCHEMA_VERSION,
     Counts,
@@ -42,7 +43,6 @@ from bench.run.rundir import (
     copy_scenarios,
     record_facts,
     shielded,
-    sigterm_as_interrupt,
     watchdog,
 )
 from bench.run.timing import TimeBook
@@ -502,7 +502,8 @@ def execute_run(
     :func:`bench.run.plan.order_facts` of the plan (seed, block neighbours), recorded in
     environment.json.
     """
-    with sigterm_as_interrupt():
+    # A stop signal during set-up waits (held, not lost) until the try below can record it.
+    with sigterm_as_interrupt(), stop_signals_held() as release_signals:
         run_id, run_dir = create_run_dir(out_dir.resolve())  # absolute: backends may chdir
         try:
             writer = RunWriter(run_dir)
@@ -516,6 +517,7 @@ def execute_run(
         before: dict[str, Any] = {}
         interrupted, error = False, ""
         try:
+            release_signals()
             environment = _environment(run_id, loaded, items, availability, run_dir, order)
             # Scratch data (fio files, working directories) lives outside the results, owned
             # by this process: removed on every exit path, and by the next run if this one is

@@ -235,3 +235,19 @@ def test_environment_json_layout_with_real_host_info(
     assert set(env["health"]) >= {"before", "after", "swap_delta"}
     assert isinstance(env["warnings"], list)
     assert not (result.run_dir / "work").exists()
+
+
+def test_a_stop_signal_while_the_run_directory_is_made_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = runner_module.create_run_dir
+
+    def made_then_terminated(out: Path) -> tuple[str, Path]:
+        made_run = made(out)
+        os.kill(os.getpid(), signal.SIGTERM)  # lands before the writer and the try exist
+        return made_run
+
+    monkeypatch.setattr(runner_module, "create_run_dir", made_then_terminated)
+    result = go(tmp_path, {"a": FakeBackend("a")}, loaded(tmp_path, backends=["a"], repeat=2))
+    assert result.interrupted
+    assert json.loads((result.run_dir / "end.json").read_text())["state"] == "interrupted"
