@@ -91,7 +91,7 @@ def test_seccomp_rung_really_filters(backend: SandboxBackend, tmp_path: Path) ->
 def _stdout(b: SandboxBackend, sc: Scenario, variant: Variant, tmp_path: Path) -> str:
     b.prepare(sc, variant)
     rep = Repetition(sc, variant, 0, False, sc.timeout, tmp_path)
-    execute = b._executor(rep)
+    execute = b.executor(rep)
     b._seccomp_fd = b._rungs[(sc.hash, variant.label)].seccomp_fd
     if b._seccomp_fd is not None:
         os.lseek(b._seccomp_fd, 0, os.SEEK_SET)

@@ -13,7 +13,8 @@ import pydantic
 import pytest
 
 from bench import metrics, stats
-from bench.backends.native.backend import HOST, NativeBackend, docker_data_root
+from bench.backends.native.backend import HOST, NativeBackend
+from bench.backends.native.placement import docker_data_root
 from bench.report import export_summary, render_html, summary_table
 from bench.scenario.model import DiskWorkload, parse_scenario
 from bench.values import BackendError

@@ -73,7 +73,7 @@ def test_every_declared_metric_is_catalogued_with_unit_and_direction() -> None:
     # the workloads' parsers and every backend's own measurements
     assert {
         "bench.workloads",
-        "bench.backends.native.backend",
+        "bench.backends.native.measure",
         "bench.backends.docker.measure",
         "bench.backends.vagrant.startup",
         "bench.backends.vagrant.memory",

@@ -28,7 +28,8 @@ import psutil
 
 from bench.backends.base import Repetition
 from bench.backends.cgroup import Cgroup, limits_text
-from bench.backends.native.backend import NativeBackend, disk_directory, native_placement
+from bench.backends.native.backend import NativeBackend
+from bench.backends.native.placement import disk_directory, native_placement
 from bench.backends.sandbox.seccomp import SeccompUnavailableError, compile_profile
 from bench.envbuild.rootfs import rootfs_hash, rootfs_path
 from bench.ownership import make_owned_dir
@@ -217,7 +218,7 @@ class SandboxBackend(NativeBackend):
         prefix = bwrap_argv(self._bwrap, self._rootfs, self._seccomp_fd, cwd, self._disk_bind)
         return [*prefix, *argv], fds
 
-    def _workload_pid(self, pid: int) -> int:
+    def workload_pid(self, pid: int) -> int:
         """The probe under bwrap (bwrap keeps a monitor and a pid-1 process above it)."""
         tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
         probe = [p for p in tree if p.name().startswith("isobench-probe")]
