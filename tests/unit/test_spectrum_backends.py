@@ -7,7 +7,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from bench.backends.docker.backend import runtime_args_params
+from bench.backends.docker.variants import runtime_args_params
 from bench.backends.sandbox.backend import bwrap_argv, layer_variants
 from bench.backends.sandbox.seccomp import select_rules
 from bench.scenario.model import parse_scenario

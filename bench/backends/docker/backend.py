@@ -12,14 +12,18 @@ that lists ``docker.storage`` (a command runs with the storage under test as its
 directory; overlay when not varied), x path (api|cli) for startup. Runtimes dockerd does
 not know (e.g. runsc where gVisor is not installed) are skipped and noted in
 :meth:`DockerBackend.environment`.
+
+The package: this module is the backend's life cycle; :mod:`~bench.backends.docker.variants`
+computes the variants, :mod:`~bench.backends.docker.execution` runs the exec-based workloads,
+:mod:`~bench.backends.docker.measure` the fresh-container ones (start-up phases, memory),
+:mod:`~bench.backends.docker.netdensity` network and density, :mod:`~bench.backends.docker.engine`
+describes the engine, :mod:`~bench.backends.docker.support` holds labels, leftovers and the
+exec container.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -33,21 +37,9 @@ from bench.scenario.model import (
     MemoryWorkload,
     NetworkWorkload,
     Scenario,
-    SyscallWorkload,
-    storage_variants,
 )
 from bench.values import Availability, BackendError, BackendUnavailable, Outcome, Variant
-from bench.workloads import (
-    GUEST_PROBE,
-    ExecResult,
-    Executor,
-    build_probe,
-    disk_placement,
-    disk_variant,
-    run_command,
-    run_disk,
-    run_syscall,
-)
+from bench.workloads import build_probe
 from bench.workloads.density import MAX_THREADS, run_density
 from bench.workloads.fio import check_engines
 
@@ -57,23 +49,19 @@ try:
     import docker
 
     from bench.backends.docker import measure
-    from bench.backends.docker.netdensity import (
-        DockerInstances,
-        DockerNetwork,
-        server_settings,
-        sweep_variants,
-    )
+    from bench.backends.docker.engine import docker_cli, engine_facts
+    from bench.backends.docker.execution import run_in_container, storage_directory
+    from bench.backends.docker.netdensity import DockerInstances, DockerNetwork, server_settings
     from bench.backends.docker.support import (
         OVERLAY_DIR,
-        VOLUME_MOUNT,
         ContainerExecutor,
         Ownership,
         host_config_kwargs,
         leftovers,
         remove_run,
-        seccomp_mode,
         seccomp_profile,
     )
+    from bench.backends.docker.variants import docker_variants, runtime_args_params
     from bench.envbuild.image import DockerUnreachableError, connect, image_exists, image_tag
 
     SDK_ERROR: ImportError | None = None
@@ -86,16 +74,6 @@ PING_TIMEOUT: Final = 5
 API_TIMEOUT: Final = 3600
 ENABLE_HINT: Final = "sudo bash scripts/provision-docker.sh (installs and starts dockerd)"
 BUILD_HINT: Final = "isobench env build"
-
-
-def _deadline_bound(execute: Executor, timeout: float) -> Executor:
-    """An executor whose calls together never exceed ``timeout`` seconds."""
-    deadline = time.perf_counter() + timeout
-
-    def bounded(argv: Sequence[str], limit: float) -> ExecResult:
-        return execute(argv, max(0.1, min(limit, deadline - time.perf_counter())))
-
-    return bounded
 
 
 class DockerBackend:
@@ -166,10 +144,6 @@ class DockerBackend:
         if self._runtime_checked[runtime]:
             raise BackendUnavailable(self._runtime_checked[runtime])
 
-    def _note(self, note: str) -> None:
-        if note not in self._notes:
-            self._notes.append(note)
-
     # -- protocol -------------------------------------------------------------------------------
 
     def availability(self) -> Availability:
@@ -200,47 +174,7 @@ class DockerBackend:
 
     def variants(self, scenario: Scenario) -> Sequence[Variant]:
         """runtime x network x seccomp (x storage for disk, x path for startup)."""
-        options = scenario.docker
-        known = self.runtimes()
-        out: list[Variant] = []
-        for runtime in options.runtimes:
-            if runtime not in known:
-                note = (
-                    f"{scenario.name}: runtime {runtime!r} is not registered with dockerd "
-                    f"(known: {', '.join(known)}); its variants are skipped"
-                )
-                self._note(note)
-                continue
-            fixed = self.runtime_params(runtime)
-            for network in options.network:
-                if fixed.get("sandbox_network", network) != network:
-                    self._note(
-                        f"{scenario.name}: runtime {runtime!r} is registered with"
-                        f" --network={fixed['sandbox_network']}; network={network} is skipped"
-                    )
-                    continue
-                # gVisor loads no OCI seccomp profile (without --oci-seccomp): the container's
-                # syscalls go to its own kernel, the Sentry, which gVisor confines itself.
-                seccomps = ("sentry",) if "platform" in fixed else options.seccomp
-                for seccomp in seccomps:
-                    base = {"runtime": runtime, **_platform(fixed)}
-                    base |= {"network": network, "seccomp": seccomp}
-                    kind = scenario.workload.kind
-                    storages = storage_variants(scenario)
-                    if storages:
-                        direct = (
-                            disk_variant(scenario.workload)
-                            if isinstance(scenario.workload, DiskWorkload)
-                            else {}
-                        )
-                        out += [Variant.of(**base, storage=s, **direct) for s in storages]
-                    elif kind == "startup":
-                        out += [Variant.of(**base), Variant.of(**base, path="cli")]
-                    elif isinstance(scenario.workload, NetworkWorkload | DensityWorkload):
-                        out += sweep_variants(scenario, base, self._notes)
-                    else:
-                        out.append(Variant.of(**base))
-        return out
+        return docker_variants(scenario, self.runtimes(), self.runtime_params, self._notes)
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
         """Remove dead runs' leftovers, check image and runtime; start the exec container."""
@@ -280,7 +214,7 @@ class DockerBackend:
             executor.host_config.update(extra)
             probe = str(build_probe(cache_dir()))  # the host client: same source as the guest's
             self._networks[key] = DockerNetwork(executor, network, probe)
-        directory = VOLUME_MOUNT if storage == "volume" else OVERLAY_DIR
+        directory = storage_directory(storage)
         if isinstance(scenario.workload, CommandWorkload):
             executor.workdir = directory  # the command runs in the storage under test
         self._executors[key] = executor
@@ -297,71 +231,56 @@ class DockerBackend:
         """Run one repetition of the scenario's workload in the variant's container(s)."""
         scenario, variant = repetition.scenario, repetition.variant
         workload = scenario.workload
-        client = self._connect()
         facts = {
             "image": self._image(),
             "runtime": variant.params.get("runtime", "runc"),
             "seccomp_profile": seccomp_profile(variant.params),
         }
         if isinstance(workload, DensityWorkload):
-            owner, labels = self._owner(), variant.label
-            config = host_config_kwargs(variant.params, scenario.limits)
-            instances = DockerInstances(client, self._image(), owner, labels, config)
-            outcome = run_density(
-                instances,
-                int(variant.params["instances"]),
-                variant.params["start"],
-                workload.settle,
-                repetition.timeout,
-            )
+            outcome = self._density(repetition, workload)
             return Outcome(outcome.measurements, {**facts, **outcome.facts})
         if workload.kind in {"startup", "memory"}:
-            owner = self._owner()
-            spec = measure.Spec(
-                self._image(),
-                owner.labels(variant.label),
-                owner.name(workload.kind),
-                host_config_kwargs(variant.params, scenario.limits),
-            )
-            if isinstance(workload, MemoryWorkload):
-                outcome = measure.memory_idle(
-                    client, spec, int(workload.alloc), workload.idle, repetition.timeout
-                )
-            elif variant.params.get("path") == "cli":
-                outcome = measure.startup_cli(client, _docker_cli(), spec, repetition.timeout)
-            else:
-                outcome = measure.startup_api(client, spec, repetition.timeout)
+            outcome = self._fresh_container(repetition)
             return Outcome(outcome.measurements, {**facts, **outcome.facts})
-
         key = (scenario.hash, variant.label)
         if key not in self._executors:
             self.prepare(scenario, variant)
-        executor = self._executors[key]
-        executor.ensure()  # recreated here if a timeout killed it: outside the measurement
-        facts["seccomp_mode"] = seccomp_mode(executor.pid())
-        execute = _deadline_bound(executor, repetition.timeout)
-        if isinstance(workload, SyscallWorkload):
-            outcome = run_syscall(execute, GUEST_PROBE, workload, repetition.timeout)
-            facts.update(measure.kernel_facts(outcome.facts))
-        elif isinstance(workload, DiskWorkload):
-            storage = variant.params.get("storage", "overlay")
-            directory = VOLUME_MOUNT if storage == "volume" else OVERLAY_DIR
-            outcome = run_disk(execute, workload, directory, repetition.timeout)
-            facts["storage"] = f"{storage} ({directory})"
-            facts.update(disk_placement(executor.host_path(directory)))
-        elif isinstance(workload, CommandWorkload):
-            outcome = run_command(execute, workload, repetition.timeout)
-            storage = variant.params.get("storage", "overlay")
-            facts["storage"] = f"{storage} ({executor.workdir})"
-            facts["workdir"] = str(executor.workdir)
-            facts.update(disk_placement(executor.host_path(str(executor.workdir))))
-        elif isinstance(workload, NetworkWorkload):
-            where = variant.params.get("client", "host")
-            outcome = self._networks[key].run(workload, where, repetition.timeout)
-        else:  # pragma: no cover - the scenario model admits no other kind
-            msg = f"unsupported workload kind {workload.kind!r}"
-            raise BackendError(msg)
-        return Outcome(outcome.measurements, {**outcome.facts, **facts})
+        outcome, container = run_in_container(
+            self._executors[key], self._networks.get(key), workload, variant, repetition.timeout
+        )
+        return Outcome(outcome.measurements, {**outcome.facts, **facts, **container})
+
+    def _density(self, repetition: Repetition, workload: DensityWorkload) -> Outcome:
+        """N containers of idle probes (:mod:`bench.workloads.density`)."""
+        params = repetition.variant.params
+        config = host_config_kwargs(params, repetition.scenario.limits)
+        instances = DockerInstances(
+            self._connect(), self._image(), self._owner(), repetition.variant.label, config
+        )
+        return run_density(
+            instances,
+            int(params["instances"]),
+            params["start"],
+            workload.settle,
+            repetition.timeout,
+        )
+
+    def _fresh_container(self, repetition: Repetition) -> Outcome:
+        """startup or memory: a fresh container per repetition (:mod:`.measure`)."""
+        workload, variant = repetition.scenario.workload, repetition.variant
+        client, owner = self._connect(), self._owner()
+        spec = measure.Spec(
+            self._image(),
+            owner.labels(variant.label),
+            owner.name(workload.kind),
+            host_config_kwargs(variant.params, repetition.scenario.limits),
+        )
+        if isinstance(workload, MemoryWorkload):
+            alloc = int(workload.alloc)
+            return measure.memory_idle(client, spec, alloc, workload.idle, repetition.timeout)
+        if variant.params.get("path") == "cli":
+            return measure.startup_cli(client, docker_cli(), spec, repetition.timeout)
+        return measure.startup_api(client, spec, repetition.timeout)
 
     def teardown(self) -> None:
         """Remove every container and volume this backend instance created."""
@@ -393,25 +312,7 @@ class DockerBackend:
         except Exception as exc:  # environment capture must never break a run
             env["error"] = str(exc)
             return env
-        security = list(info.get("SecurityOptions") or [])
-        env.update(
-            engine_version=version.get("Version"),
-            api_version=version.get("ApiVersion"),
-            min_api_version=version.get("MinAPIVersion"),
-            sdk_version=docker.__version__,
-            cli_version=_cli_version(),
-            containerd_commit=(info.get("ContainerdCommit") or {}).get("ID"),
-            runc_commit=(info.get("RuncCommit") or {}).get("ID"),
-            storage_driver=info.get("Driver"),
-            backing_filesystem=dict(info.get("DriverStatus") or []).get("Backing Filesystem"),
-            cgroup_driver=info.get("CgroupDriver"),
-            cgroup_version=info.get("CgroupVersion"),
-            runtimes=sorted(info.get("Runtimes") or {}),
-            default_runtime=info.get("DefaultRuntime"),
-            security_options=security,
-            seccomp_supported=any("seccomp" in opt for opt in security),
-            engine_kernel=info.get("KernelVersion"),
-        )
+        env.update(engine_facts(info, version))
         try:
             tag = self._image()
             env["image"] = tag
@@ -419,41 +320,3 @@ class DockerBackend:
         except Exception as exc:  # image missing is reported, not raised
             env["image_error"] = str(exc)
         return env
-
-
-def runtime_args_params(args: Sequence[str]) -> dict[str, str]:
-    """``--platform=ptrace`` -> platform, ``--network=none`` -> sandbox_network (gVisor flags)."""
-    out: dict[str, str] = {}
-    for arg in args:
-        key, sep, value = str(arg).lstrip("-").partition("=")
-        if sep and key == "platform":
-            out["platform"] = value
-        elif sep and key == "network":
-            out["sandbox_network"] = value
-    return out
-
-
-def _platform(fixed: dict[str, str]) -> dict[str, str]:
-    return {"platform": fixed["platform"]} if "platform" in fixed else {}
-
-
-def _docker_cli() -> str:
-    cli = shutil.which("docker")
-    if cli is None:
-        msg = "the docker CLI is not installed (needed for the path=cli startup variant)"
-        raise BackendError(msg)
-    return cli
-
-
-def _cli_version() -> str | None:
-    cli = shutil.which("docker")
-    if cli is None:
-        return None
-    proc = subprocess.run(
-        [cli, "version", "--format", "{{.Client.Version}}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return proc.stdout.strip() or None
