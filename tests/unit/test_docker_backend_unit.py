@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from bench import ownership
-from bench.backends.docker import measure as docker_measure
+from bench.backends.docker import cgroupmem
 from bench.backends.docker import support as docker_support
 from bench.backends.docker.backend import DockerBackend
-from bench.backends.docker.measure import CgroupMemory, Spec, cli_argv
+from bench.backends.docker.cgroupmem import CgroupMemory
+from bench.backends.docker.measure import Spec, cli_argv
 from bench.backends.docker.support import (
     LABEL,
     OWNER_LABEL,
@@ -262,7 +263,7 @@ def test_working_set_excludes_inactive_file_cache() -> None:
 def test_read_stat_parses_key_value_lines(tmp_path: Path) -> None:
     stat = tmp_path / "memory.stat"
     stat.write_text("cache 4096\nrss 8192\ntotal_inactive_file 4096\nbogus line here\n")
-    assert docker_measure._read_stat(stat) == {
+    assert cgroupmem._read_stat(stat) == {
         "cache": 4096,
         "rss": 8192,
         "total_inactive_file": 4096,
@@ -271,7 +272,7 @@ def test_read_stat_parses_key_value_lines(tmp_path: Path) -> None:
 
 def test_cgroup_memory_of_this_process_is_readable() -> None:
     # Reads the real /proc and /sys of the test host: works on cgroup v1 and v2.
-    mem = docker_measure.cgroup_memory(os.getpid())
+    mem = cgroupmem.cgroup_memory(os.getpid())
     assert mem.version in {1, 2}
     assert mem.usage > 0
 

@@ -14,20 +14,26 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import docker
 import docker.errors
 import psutil
 
+from bench.backends.docker.cgroupmem import (
+    CgroupMemory,
+    cgroup_memory,
+    cgroup_pids,
+    environment_pids,
+    shim_processes,
+)
 from bench.backends.docker.support import is_timeout
 from bench.sysinfo import vm_hwm
 from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
-from bench.workloads.hostmem import environment_memory, process_tree
+from bench.workloads.hostmem import EnvironmentMemory, environment_memory
 
 #: Metric names this module emits (the workloads module declares the shared ones).
 EMITS: Final = frozenset(
@@ -37,6 +43,10 @@ EMITS: Final = frozenset(
         *("memory.shim_pss", "memory.workload_peak"),
     }
 )
+
+
+#: What an engine's sampler reads besides the environment's memory (see :func:`idle_probe`).
+Sampled = TypeVar("Sampled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,124 +204,37 @@ def startup_cli(
 
 
 @dataclass(frozen=True, slots=True)
-class CgroupMemory:
-    """Memory charged to a container's cgroup."""
+class Idle(Generic[Sampled]):
+    """What was read while ``probe idle`` idled in its fresh container."""
 
-    version: int
-    path: Path
-    usage: int  # memory.usage_in_bytes (v1) / memory.current (v2)
-    inactive_file: int  # reclaimable page cache, excluded from the working set
-    stat: Mapping[str, int]
-
-    @property
-    def working_set(self) -> int:
-        """usage - inactive_file: what ``docker stats`` and kubelet report."""
-        return max(0, self.usage - self.inactive_file)
+    environment: EnvironmentMemory  # the environment's host processes, summed
+    extra: Sampled  # what the engine's own sampler read besides
+    hwm: int  # the probe's VmHWM, read after the sample
+    kv: dict[str, str]  # the probe's key=value output
 
 
-def _cgroup_mounts() -> dict[str, Path]:
-    """Mount points of cgroup hierarchies: ``memory`` (v1) and ``unified`` (v2)."""
-    mounts: dict[str, Path] = {}
-    with Path("/proc/self/mountinfo").open(encoding="utf-8") as fh:
-        for line in fh:
-            left, _, right = line.partition(" - ")
-            fstype, _source, options = [*right.split(), "", "", ""][:3]
-            mountpoint = Path(left.split()[4])
-            if fstype == "cgroup2":
-                mounts.setdefault("unified", mountpoint)
-            elif fstype == "cgroup" and "memory" in options.split(","):
-                mounts.setdefault("memory", mountpoint)
-    return mounts
+def idle_probe(
+    client: docker.DockerClient,
+    spec: Spec,
+    alloc: int,
+    idle: float,
+    timeout: float,
+    *,
+    sample: Callable[[str, int], tuple[EnvironmentMemory, Sampled]],
+) -> Idle[Sampled]:
+    """Run ``probe idle``; while it idles, ``sample(container, probe's host pid)``.
 
-
-def _read_int(path: Path) -> int:
-    return int(path.read_text().strip())
-
-
-def _read_stat(path: Path) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.partition(" ")
-        with contextlib.suppress(ValueError):
-            out[key] = int(value)
-    return out
-
-
-def cgroup_memory(pid: int) -> CgroupMemory:
-    """Memory of the cgroup ``pid`` lives in (cgroup v1 memory controller, else v2)."""
-    mounts = _cgroup_mounts()
-    v1_rel = v2_rel = None
-    with Path(f"/proc/{pid}/cgroup").open(encoding="utf-8") as fh:
-        for line in fh:
-            _, controllers, rel = line.rstrip("\n").split(":", 2)
-            if "memory" in controllers.split(","):
-                v1_rel = rel
-            elif controllers == "":
-                v2_rel = rel
-    if v1_rel is not None and "memory" in mounts:
-        path = mounts["memory"] / v1_rel.lstrip("/")
-        stat = _read_stat(path / "memory.stat")
-        inactive = stat.get("total_inactive_file", stat.get("inactive_file", 0))
-        return CgroupMemory(1, path, _read_int(path / "memory.usage_in_bytes"), inactive, stat)
-    if v2_rel is not None and "unified" in mounts:
-        path = mounts["unified"] / v2_rel.lstrip("/")
-        stat = _read_stat(path / "memory.stat")
-        return CgroupMemory(
-            2, path, _read_int(path / "memory.current"), stat.get("inactive_file", 0), stat
-        )
-    msg = f"no memory cgroup found for pid {pid}"
-    raise BackendError(msg)
-
-
-#: Host processes that exist for one container: its shim and (while alive) its runtime.
-_PER_CONTAINER = ("containerd-shim", "runc", "crun", "runsc")
-
-
-def shim_processes(container_id: str) -> list[psutil.Process]:
-    """The containerd-shim (and runtime, if still alive) processes serving ``container_id``."""
-    found: list[psutil.Process] = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        name = proc.info["name"] or ""
-        cmdline = proc.info["cmdline"] or []
-        if name.startswith(_PER_CONTAINER) and any(container_id in arg for arg in cmdline):
-            found.append(proc)
-    return found
-
-
-def cgroup_pids(cgroup: CgroupMemory) -> list[int]:
-    """Every process in the container's cgroup (``cgroup.procs``)."""
-    text = (cgroup.path / "cgroup.procs").read_text(encoding="ascii")
-    return [int(line) for line in text.split()]
-
-
-def environment_pids(container_pids: Sequence[int], shims: Sequence[psutil.Process]) -> list[int]:
-    """The container's host processes: its cgroup's, plus each shim and its descendants."""
-    pids = list(container_pids)
-    for shim in shims:
-        pids += process_tree(shim.pid)
-    return list(dict.fromkeys(pids))
-
-
-def memory_idle(
-    client: docker.DockerClient, spec: Spec, alloc: int, idle: float, timeout: float
-) -> Outcome:
-    """Run ``probe idle``; while it idles, sum the PSS of the container's host processes."""
+    The one fresh-container memory run of Docker and Podman alike: their samplers differ
+    (containerd shims vs conmon), the probe's life cycle, timeout and checks do not. The
+    container is always removed.
+    """
     deadline = time.perf_counter() + timeout
     container = _create(client, spec, [GUEST_PROBE, "idle", str(alloc), f"{idle:g}"])
     try:
         client.api.start(container)
         _await_ready(client, container, deadline)
         pid = int(client.api.inspect_container(container)["State"]["Pid"])
-        cgroup = cgroup_memory(pid)
-        shims = shim_processes(container)
-        environment = environment_memory(environment_pids(cgroup_pids(cgroup), shims))
-        shim = environment_memory(p.pid for p in shims)
-        # PSS depends on how many shims share pages: record how many were running.
-        shims_on_host = sum(
-            1
-            for p in psutil.process_iter(["name"])
-            if (p.info["name"] or "").startswith("containerd-shim")
-        )
+        environment, extra = sample(container, pid)
         hwm = vm_hwm(pid)
         code = _wait(client, container, deadline - time.perf_counter(), "the memory probe")
         stdout, stderr = _logs(client, container)
@@ -323,27 +246,60 @@ def memory_idle(
     if hwm <= 0 or pid not in environment.pids:
         msg = "the memory probe exited before it was measured (no VmHWM / smaps_rollup)"
         raise BackendError(msg)
-    kv = parse_keyvalues(stdout)
+    return Idle(environment, extra, hwm, parse_keyvalues(stdout))
+
+
+@dataclass(frozen=True, slots=True)
+class _Shims:
+    """Docker's own readings: the container's cgroup and its containerd shims."""
+
+    cgroup: CgroupMemory
+    processes: list[psutil.Process]
+    memory: EnvironmentMemory
+    on_host: int
+
+
+def _shim_sample(container: str, pid: int) -> tuple[EnvironmentMemory, _Shims]:
+    cgroup = cgroup_memory(pid)
+    shims = shim_processes(container)
+    environment = environment_memory(environment_pids(cgroup_pids(cgroup), shims))
+    shim = environment_memory(p.pid for p in shims)
+    # PSS depends on how many shims share pages: record how many were running.
+    on_host = sum(
+        1
+        for p in psutil.process_iter(["name"])
+        if (p.info["name"] or "").startswith("containerd-shim")
+    )
+    return environment, _Shims(cgroup, shims, shim, on_host)
+
+
+def memory_idle(
+    client: docker.DockerClient, spec: Spec, alloc: int, idle: float, timeout: float
+) -> Outcome:
+    """Run ``probe idle``; while it idles, sum the PSS of the container's host processes."""
+    run = idle_probe(client, spec, alloc, idle, timeout, sample=_shim_sample)
+    shims, cgroup, kv = run.extra, run.extra.cgroup, run.kv
     measurements = [
-        Measurement("memory.environment", float(environment.pss)),
-        Measurement("memory.shim_pss", float(shim.pss)),
+        Measurement("memory.environment", float(run.environment.pss)),
+        Measurement("memory.shim_pss", float(shims.memory.pss)),
         Measurement("memory.cgroup_usage", float(cgroup.working_set)),
-        Measurement("memory.workload_peak", float(hwm)),
+        Measurement("memory.workload_peak", float(run.hwm)),
     ]
+    names = sorted({p.info["name"] or "?" for p in shims.processes})
     facts = {
         **kernel_facts(kv),
-        **environment.facts(),
+        **run.environment.facts(),
         "cgroup_version": str(cgroup.version),
         "cgroup_usage_raw": str(cgroup.usage),
         "cgroup_inactive_file": str(cgroup.inactive_file),
         "cgroup_rss": str(cgroup.stat.get("total_rss", cgroup.stat.get("anon", 0))),
         "probe_peak_rss_bytes": kv.get("peak_rss", ""),
         "probe_ru_maxrss_bytes": kv.get("maxrss_rusage", ""),
-        "shim_uss_bytes": str(shim.private),
-        "shims_on_host": str(shims_on_host),
-        "shim_processes": ",".join(sorted({p.info["name"] or "?" for p in shims})) or "none",
+        "shim_uss_bytes": str(shims.memory.private),
+        "shims_on_host": str(shims.on_host),
+        "shim_processes": ",".join(names) or "none",
     }
-    if not shims:
+    if not shims.processes:
         facts["warning"] = (
             "no containerd-shim process found for the container: memory.environment "
             "counts the container's own processes only"

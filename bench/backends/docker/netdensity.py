@@ -29,7 +29,7 @@ import docker
 import docker.errors
 import psutil
 
-from bench.backends.docker.measure import cgroup_memory, cgroup_pids
+from bench.backends.docker.cgroupmem import cgroup_memory, cgroup_pids
 from bench.backends.docker.support import ContainerExecutor, Ownership
 from bench.scenario.model import DensityWorkload, NetworkWorkload, Scenario
 from bench.values import BackendError, Outcome, RepetitionTimeout, Variant

@@ -14,7 +14,6 @@ fuse-overlayfs, vfs: the storage driver decides what a container start copies) x
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -22,6 +21,7 @@ from typing import Any, Final
 from bench import ownership
 from bench.backends.base import Repetition
 from bench.backends.docker import measure as docker_measure
+from bench.backends.docker.engine import cli_version
 from bench.backends.docker.support import (
     OVERLAY_DIR,
     RUN_LABEL,
@@ -215,7 +215,7 @@ class PodmanBackend:
 
     def environment(self) -> dict[str, Any]:
         """Podman version, rootless user and its ID mapping, runtime, per-service info."""
-        env: dict[str, Any] = {"podman_version": _podman_version()}
+        env: dict[str, Any] = {"podman_version": cli_version(["podman", "--version"])}
         account = rootless_account()
         if account is not None:
             env["rootless_user"] = account.pw_name
@@ -260,16 +260,6 @@ class PodmanBackend:
         config = host_config_kwargs(params, scenario.limits)
         config["ulimits"] = _ulimits(service.limits())
         return config
-
-
-def _podman_version() -> str | None:
-    podman = shutil.which("podman")
-    if podman is None:
-        return None
-    proc = subprocess.run(
-        [podman, "--version"], capture_output=True, text=True, timeout=30, check=False
-    )
-    return proc.stdout.strip() or None
 
 
 __all__ = ["PodmanBackend"]

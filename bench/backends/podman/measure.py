@@ -9,27 +9,16 @@ under it (rootless on cgroup v1 has no cgroup of its own; conmon's tree holds th
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from typing import Final
 
 import docker
 import psutil
 
-from bench.backends.docker.measure import (
-    Spec,
-    _await_ready,
-    _create,
-    _logs,
-    _remove_quietly,
-    _wait,
-    cgroup_memory,
-    cgroup_pids,
-    kernel_facts,
-)
-from bench.sysinfo import vm_hwm
-from bench.values import BackendError, Measurement, Outcome
-from bench.workloads import GUEST_PROBE, parse_keyvalues
-from bench.workloads.hostmem import environment_memory, process_tree
+from bench.backends.docker.cgroupmem import CgroupMemory, cgroup_memory, cgroup_pids
+from bench.backends.docker.measure import Spec, idle_probe, kernel_facts
+from bench.values import Measurement, Outcome
+from bench.workloads.hostmem import EnvironmentMemory, environment_memory, process_tree
 
 #: Metric names this module emits (start-up comes from the Docker backend's measure module).
 EMITS: Final = frozenset(
@@ -46,6 +35,16 @@ def conmon_of(container_id: str) -> psutil.Process | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Conmon:
+    """Podman's own readings: the container's cgroup (if its own) and its conmon."""
+
+    cgroup: CgroupMemory
+    own_cgroup: bool
+    conmon: psutil.Process | None
+    memory: EnvironmentMemory
+
+
 def memory_idle(
     client: docker.DockerClient,
     spec: Spec,
@@ -56,12 +55,8 @@ def memory_idle(
     service_pid: int,
 ) -> Outcome:
     """Run ``probe idle``; while it idles, sum the PSS of the container's host processes."""
-    deadline = time.perf_counter() + timeout
-    container = _create(client, spec, [GUEST_PROBE, "idle", str(alloc), f"{idle:g}"])
-    try:
-        client.api.start(container)
-        _await_ready(client, container, deadline)
-        pid = int(client.api.inspect_container(container)["State"]["Pid"])
+
+    def sample(container: str, pid: int) -> tuple[EnvironmentMemory, _Conmon]:
         cgroup = cgroup_memory(pid)
         own_cgroup = cgroup.path != cgroup_memory(service_pid).path
         conmon = conmon_of(container)
@@ -69,35 +64,27 @@ def memory_idle(
         pids += process_tree(conmon.pid) if conmon else []
         environment = environment_memory(pids)
         helper = environment_memory([conmon.pid] if conmon else [])
-        hwm = vm_hwm(pid)
-        code = _wait(client, container, deadline - time.perf_counter(), "the memory probe")
-        stdout, stderr = _logs(client, container)
-    finally:
-        _remove_quietly(client, container)
-    if code != 0:
-        msg = f"memory probe exited with status {code}: {(stderr or stdout).strip()[-300:]}"
-        raise BackendError(msg)
-    if hwm <= 0 or pid not in environment.pids:
-        msg = "the memory probe exited before it was measured (no VmHWM / smaps_rollup)"
-        raise BackendError(msg)
-    kv = parse_keyvalues(stdout)
+        return environment, _Conmon(cgroup, own_cgroup, conmon, helper)
+
+    run = idle_probe(client, spec, alloc, idle, timeout, sample=sample)
+    found, kv = run.extra, run.kv
     measurements = [
-        Measurement("memory.environment", float(environment.pss)),
-        Measurement("memory.shim_pss", float(helper.pss)),
-        Measurement("memory.workload_peak", float(hwm)),
+        Measurement("memory.environment", float(run.environment.pss)),
+        Measurement("memory.shim_pss", float(found.memory.pss)),
+        Measurement("memory.workload_peak", float(run.hwm)),
     ]
     facts = {
         **kernel_facts(kv),
-        **environment.facts(),
+        **run.environment.facts(),
         "memory_accounting": "cgroup processes + conmon tree"
-        if own_cgroup
+        if found.own_cgroup
         else "conmon and the container's processes (no cgroup of its own)",
         "probe_peak_rss_bytes": kv.get("peak_rss", ""),
         "probe_ru_maxrss_bytes": kv.get("maxrss_rusage", ""),
     }
-    if own_cgroup:
-        measurements.append(Measurement("memory.cgroup_usage", float(cgroup.working_set)))
-        facts["cgroup_version"] = str(cgroup.version)
-    if conmon is None:
+    if found.own_cgroup:
+        measurements.append(Measurement("memory.cgroup_usage", float(found.cgroup.working_set)))
+        facts["cgroup_version"] = str(found.cgroup.version)
+    if found.conmon is None:
         facts["warning"] = "no conmon process found: memory.environment counts the container only"
     return Outcome(measurements, facts)
