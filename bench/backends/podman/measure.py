@@ -36,13 +36,23 @@ def conmon_of(container_id: str) -> psutil.Process | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Conmon:
-    """Podman's own readings: the container's cgroup (if its own) and its conmon."""
+class Processes:
+    """A Podman container's host processes and how they were found."""
 
+    pids: list[int]
     cgroup: CgroupMemory
-    own_cgroup: bool
+    own_cgroup: bool  # False: rootless on cgroup v1, the container shares the service's
     conmon: psutil.Process | None
-    memory: EnvironmentMemory
+
+
+def container_processes(pid: int, container_id: str, service_pid: int) -> Processes:
+    """Its cgroup's processes (when it has a cgroup of its own, else its init) + conmon's tree."""
+    cgroup = cgroup_memory(pid)
+    own_cgroup = cgroup.path != cgroup_memory(service_pid).path
+    conmon = conmon_of(container_id)
+    pids = cgroup_pids(cgroup) if own_cgroup else [pid]
+    pids += process_tree(conmon.pid) if conmon else []
+    return Processes(list(dict.fromkeys(pids)), cgroup, own_cgroup, conmon)
 
 
 def memory_idle(
@@ -56,21 +66,20 @@ def memory_idle(
 ) -> Outcome:
     """Run ``probe idle``; while it idles, sum the PSS of the container's host processes."""
 
-    def sample(container: str, pid: int) -> tuple[EnvironmentMemory, _Conmon]:
-        cgroup = cgroup_memory(pid)
-        own_cgroup = cgroup.path != cgroup_memory(service_pid).path
-        conmon = conmon_of(container)
-        pids = cgroup_pids(cgroup) if own_cgroup else [pid]
-        pids += process_tree(conmon.pid) if conmon else []
-        environment = environment_memory(pids)
-        helper = environment_memory([conmon.pid] if conmon else [])
-        return environment, _Conmon(cgroup, own_cgroup, conmon, helper)
+    def sample(
+        container: str, pid: int
+    ) -> tuple[EnvironmentMemory, tuple[Processes, EnvironmentMemory]]:
+        """Read while the probe idles: the environment, then conmon alone (the "shim")."""
+        found = container_processes(pid, container, service_pid)
+        environment = environment_memory(found.pids)
+        helper = environment_memory([found.conmon.pid] if found.conmon else [])
+        return environment, (found, helper)
 
     run = idle_probe(client, spec, alloc, idle, timeout, sample=sample)
-    found, kv = run.extra, run.kv
+    (found, helper), kv = run.extra, run.kv
     measurements = [
         Measurement("memory.environment", float(run.environment.pss)),
-        Measurement("memory.shim_pss", float(found.memory.pss)),
+        Measurement("memory.shim_pss", float(helper.pss)),
         Measurement("memory.workload_peak", float(run.hwm)),
     ]
     facts = {
