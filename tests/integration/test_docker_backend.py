@@ -9,12 +9,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -23,32 +20,22 @@ from bench import ownership
 from bench.backends.base import Repetition
 from bench.backends.docker.backend import DockerBackend
 from bench.backends.docker.support import LABEL, OWNER_LABEL, RUN_LABEL
-from bench.envbuild.image import DockerUnreachableError, connect, ensure_image, image_exists
-from bench.scenario.model import Scenario, parse_scenario
-from bench.values import BackendError, Outcome, RepetitionTimeout, Variant
-from tests.engines import skip_or_fail
+from bench.envbuild.image import ensure_image, image_exists
+from bench.values import BackendError, RepetitionTimeout
+from tests.integration.helpers import docker_scenario as scenario
+from tests.integration.helpers import interrupt_with_sigint, prepared_variant, run_once, values
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    try:
-        c = connect()
-    except DockerUnreachableError as exc:
-        skip_or_fail(str(exc))
-        raise  # unreachable: skip_or_fail raised
-    yield c
-    c.close()
+@pytest.fixture
+def client(docker_client: docker.DockerClient) -> docker.DockerClient:
+    return docker_client
 
 
-@pytest.fixture(scope="module")
-def image(client: docker.DockerClient) -> str:
-    try:
-        return ensure_image(log=lambda _: None)
-    except FileNotFoundError as exc:  # no debootstrap / vagrant key: cannot build the rootfs
-        skip_or_fail(f"cannot build the isobench image: {exc}")
-        raise
+@pytest.fixture
+def image(docker_image: str) -> str:
+    return docker_image
 
 
 @pytest.fixture
@@ -57,27 +44,6 @@ def backend(image: str) -> Iterator[DockerBackend]:
     assert b.availability().ok
     yield b
     b.teardown()
-
-
-def scenario(workload: dict[str, Any], timeout: float = 60, **docker_opts: Any) -> Scenario:
-    data: dict[str, Any] = {
-        "format_version": 1,
-        "name": f"it-{workload['kind']}",
-        "workload": workload,
-        "timeout": timeout,
-    }
-    if docker_opts:
-        data["docker"] = docker_opts
-    return parse_scenario(data)
-
-
-def run_once(b: DockerBackend, sc: Scenario, variant: Variant, tmp_path: Path) -> Outcome:
-    b.prepare(sc, variant)
-    return b.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
-
-
-def values(outcome: Outcome) -> dict[str, float]:
-    return {m.metric: m.value for m in outcome.measurements}
 
 
 def leftovers(client: docker.DockerClient, run: str) -> list[str]:
@@ -223,8 +189,7 @@ def test_hung_exec_is_killed_and_nothing_is_left(
     backend: DockerBackend, client: docker.DockerClient, tmp_path: Path
 ) -> None:
     sc = scenario({"kind": "command", "command": ["sleep", "60"]}, timeout=1.5)
-    (variant,) = backend.variants(sc)
-    backend.prepare(sc, variant)
+    variant = prepared_variant(backend, sc)
     start = time.perf_counter()
     with pytest.raises(RepetitionTimeout):
         backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
@@ -252,24 +217,15 @@ def test_keyboard_interrupt_mid_run_leaves_zero_containers(
     backend: DockerBackend, client: docker.DockerClient, tmp_path: Path
 ) -> None:
     sc = scenario({"kind": "command", "command": ["sleep", "60"]}, timeout=60)
-    (variant,) = backend.variants(sc)
-    backend.prepare(sc, variant)
+    variant = prepared_variant(backend, sc)
     run = backend._owner().run
     assert leftovers(client, run)  # the exec container exists
-
-    def run_then_wait() -> None:
-        backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
-        time.sleep(5)  # only reached if run() returned early: still let the timer fire
-
     # A real SIGINT, as Ctrl-C sends: it interrupts the blocking wait in the main thread.
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_then_wait()
-    finally:
-        timer.cancel()
-        backend.teardown()  # what the runner does in its finally
+    interrupt_with_sigint(
+        lambda: backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path)),
+        after=1.0,
+        cleanup=backend.teardown,
+    )
     assert leftovers(client, run) == []
 
 

@@ -10,9 +10,7 @@ import pytest
 from bench import ownership
 from bench.backends.docker.support import LABEL, OWNER_LABEL
 from bench.cli import main
-from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
 from bench.results import load
-from tests.engines import skip_or_fail
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -37,22 +35,6 @@ timeout: 1.5
 """
 
 
-@pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    try:
-        c = connect()
-    except DockerUnreachableError as exc:
-        skip_or_fail(str(exc))
-        raise
-    try:
-        ensure_image(log=lambda _: None)
-    except FileNotFoundError as exc:
-        c.close()
-        skip_or_fail(f"cannot build the isobench image: {exc}")
-        raise
-    return c
-
-
 def ours(client: docker.DockerClient) -> list[str]:
     """Containers owned by this (test) process."""
     mine = f"{OWNER_LABEL}={ownership.current().token}"
@@ -62,8 +44,9 @@ def ours(client: docker.DockerClient) -> list[str]:
     ]
 
 
+@pytest.mark.usefixtures("docker_image")
 def test_run_writes_docker_rows_and_leaves_no_container(
-    client: docker.DockerClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    docker_client: docker.DockerClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
@@ -92,5 +75,4 @@ def test_run_writes_docker_rows_and_leaves_no_container(
 
     hung = frame[frame["scenario"] == "e2e-hung"]
     assert set(hung["status"]) == {"timeout"}
-    assert ours(client) == []
-    client.close()
+    assert ours(docker_client) == []

@@ -24,7 +24,6 @@ from bench.backends.base import Backend, Repetition
 from bench.backends.docker.backend import DockerBackend
 from bench.backends.docker.support import RUN_LABEL
 from bench.backends.native.backend import NativeBackend
-from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
 from bench.scenario.model import Scenario, parse_scenario
 from bench.values import Outcome
 from tests.engines import skip_or_fail
@@ -202,15 +201,7 @@ def test_native_disk_file_shares_dockers_filesystem(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def docker_backend() -> Iterator[DockerBackend]:
-    try:
-        connect().close()
-    except DockerUnreachableError as exc:
-        skip_or_fail(str(exc))
-    try:
-        ensure_image(log=lambda _: None)
-    except FileNotFoundError as exc:
-        skip_or_fail(f"cannot build the isobench image: {exc}")
+def docker_backend(docker_image: str) -> Iterator[DockerBackend]:
     backend = DockerBackend()
     assert backend.availability().ok
     yield backend

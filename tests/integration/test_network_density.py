@@ -7,6 +7,7 @@ is ever contacted.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -26,17 +27,10 @@ from bench.backends.base import Repetition
 from bench.backends.docker.backend import DockerBackend
 from bench.backends.docker.support import OWNER_LABEL, RUN_LABEL
 from bench.backends.native.backend import NativeBackend
-from bench.envbuild.image import (
-    DockerUnreachableError,
-    connect,
-    ensure_image,
-    image_exists,
-    image_tag,
-)
-from bench.scenario.model import Scenario, parse_scenario
 from bench.values import Outcome, Variant
 from bench.workloads import CONTRACT
 from tests.engines import skip_or_fail
+from tests.integration.helpers import docker_scenario, values
 
 pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,20 +40,7 @@ CTRL_C_TIMEOUT = 287
 SMALL_NET = {"duration": 0.5, "requests": 500, "connections": 50}
 
 
-def scenario(workload: dict[str, Any], timeout: float = 120, **docker_opts: Any) -> Scenario:
-    data: dict[str, Any] = {
-        "format_version": 1,
-        "name": f"it-{workload['kind']}",
-        "workload": workload,
-        "timeout": timeout,
-    }
-    if docker_opts:
-        data["docker"] = docker_opts
-    return parse_scenario(data)
-
-
-def values(outcome: Outcome) -> dict[str, float]:
-    return {m.metric: m.value for m in outcome.measurements}
+scenario = functools.partial(docker_scenario, timeout=120)
 
 
 def my_probes() -> list[psutil.Process]:
@@ -132,20 +113,9 @@ def test_native_density_leaves_no_process(native: NativeBackend, tmp_path: Path,
 # -- docker -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    try:
-        c = connect()
-    except DockerUnreachableError as exc:
-        skip_or_fail(str(exc))
-        raise
-    try:
-        if not image_exists(c, image_tag()):  # ensure_image always rebuilds a missing rootfs
-            ensure_image(log=lambda _: None)
-    except FileNotFoundError as exc:
-        skip_or_fail(f"cannot build the isobench image: {exc}")
-    yield c
-    c.close()
+@pytest.fixture
+def client(docker_client: docker.DockerClient, docker_image: str) -> docker.DockerClient:
+    return docker_client  # with the isobench image present
 
 
 @pytest.fixture

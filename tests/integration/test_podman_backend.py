@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -16,9 +13,10 @@ import pytest
 from bench.backends.base import Repetition
 from bench.backends.podman import PodmanBackend
 from bench.backends.podman.service import SOCKET_PREFIX, rootless_account
-from bench.scenario.model import Scenario, parse_scenario
 from bench.values import Variant
 from tests.engines import skip_or_fail
+from tests.integration import helpers
+from tests.integration.helpers import available, interrupt_with_sigint
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman]
 
@@ -30,20 +28,10 @@ MODES = [
 
 @pytest.fixture
 def backend() -> Iterator[PodmanBackend]:
-    b = PodmanBackend()
-    state = b.availability()
-    if not state.ok:
-        skip_or_fail(f"{state.reason} ({state.hint})")
-    try:
-        yield b
-    finally:
-        b.teardown()
+    yield from available(PodmanBackend())
 
 
-def scenario(workload: dict[str, Any], **extra: Any) -> Scenario:
-    return parse_scenario(
-        {"format_version": 1, "name": "pm", "workload": workload, "timeout": 120, **extra}
-    )
+scenario = functools.partial(helpers.scenario, timeout=120, name="pm")
 
 
 def leftovers() -> list[str]:
@@ -95,19 +83,11 @@ def test_keyboard_interrupt_leaves_nothing(backend: PodmanBackend, tmp_path: Pat
     sc = scenario({"kind": "command", "command": ["sleep", "60"]})
     variant = MODES[0]
     backend.prepare(sc, variant)
-
-    def run_then_wait() -> None:
-        backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
-        time.sleep(5)  # only reached if run() returned early: still let the timer fire
-
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_then_wait()
-    finally:
-        timer.cancel()
-        backend.teardown()  # what the runner does in its finally
+    interrupt_with_sigint(
+        lambda: backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path)),
+        after=1.5,
+        cleanup=backend.teardown,
+    )
     assert leftovers() == []
 
 

@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
 from bench.backends.base import Repetition
 from bench.backends.sandbox import SandboxBackend
-from bench.scenario.model import Scenario, parse_scenario
-from bench.values import Outcome, Variant
-from tests.engines import skip_or_fail
+from bench.scenario.model import Scenario
+from bench.values import Variant
+from tests.integration import helpers
+from tests.integration.helpers import available, interrupt_with_sigint, run_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 
 
 @pytest.fixture
 def backend() -> Iterator[SandboxBackend]:
-    b = SandboxBackend()
-    state = b.availability()
-    if not state.ok:
-        skip_or_fail(f"{state.reason} ({state.hint})")
-    try:
-        yield b
-    finally:
-        b.teardown()
+    yield from available(SandboxBackend())
 
 
-def scenario(workload: dict[str, Any], **extra: Any) -> Scenario:
-    return parse_scenario(
-        {"format_version": 1, "name": "sb", "workload": workload, "timeout": 60, **extra}
-    )
-
-
-def run_once(b: SandboxBackend, sc: Scenario, variant: Variant, tmp_path: Path) -> Outcome:
-    b.prepare(sc, variant)
-    return b.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
+scenario = functools.partial(helpers.scenario, timeout=60, name="sb")
 
 
 def sandboxes() -> list[psutil.Process]:
@@ -125,19 +108,10 @@ def test_keyboard_interrupt_leaves_no_sandbox_and_no_cgroup(
     (rung,) = backend._rungs.values()
     assert rung.cgroup is not None
     cgroups = list(rung.cgroup.directories)
-
-    def run_then_wait() -> None:
-        backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
-        time.sleep(5)  # only reached if run() returned early: still let the timer fire
-
-    # A real SIGINT, as Ctrl-C sends.
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_then_wait()
-    finally:
-        timer.cancel()
-        backend.teardown()
+    interrupt_with_sigint(
+        lambda: backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path)),
+        after=1.0,
+        cleanup=backend.teardown,
+    )
     assert sandboxes() == []
     assert not any(d.exists() for d in cgroups)

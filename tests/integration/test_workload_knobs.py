@@ -17,9 +17,7 @@ import pytest
 from bench import ownership
 from bench.backends.docker.support import LABEL, OWNER_LABEL
 from bench.cli import main
-from bench.envbuild.image import DockerUnreachableError, connect, ensure_image
 from bench.results import load
-from tests.engines import skip_or_fail
 
 pytestmark = [pytest.mark.integration]
 
@@ -92,15 +90,9 @@ def _run(tmp_path: Path, text: str, *backends: str, status: int = 0) -> pd.DataF
     return load([run_dir])
 
 
-@pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    try:
-        c = connect()
-        ensure_image(log=lambda _: None)
-    except (DockerUnreachableError, FileNotFoundError) as exc:
-        skip_or_fail(f"dockerd or the isobench image unavailable: {exc}")
-        raise
-    return c
+@pytest.fixture
+def client(docker_client: docker.DockerClient, docker_image: str) -> docker.DockerClient:
+    return docker_client  # with the isobench image present
 
 
 def _ours(client: docker.DockerClient) -> list[str]:
