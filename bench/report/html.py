@@ -250,7 +250,7 @@ def render_html(
         "drifts": [{"text": d.describe(), "moved": d.moved} for d in drifts],
         "scenarios": report_env.scenario_rows(envs),
     }
-    return _environment().get_template("report.html.j2").render(**context)
+    return template_environment().get_template("report.html.j2").render(**context)
 
 
 def _row_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -278,10 +278,11 @@ def _variants_by_host(
     return out
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The jinja2 environment of every page (run report and site): autoescape always on."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,  # always: scenario names and environment facts are untrusted
+        autoescape=True,  # always: scenario names, host labels, run ids are untrusted
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -13,6 +13,7 @@ import pytest
 from bench import stats
 from bench.cli import main
 from bench.report import glance, site
+from bench.report import history as site_history
 from tests import synthetic
 
 XSS = "<script>alert(1)</script>"
@@ -67,7 +68,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (runs[1] / "report.html").unlink()
     flagged = [{"scenario": "syscall-rate", "backend": "docker", "metric": "syscall.null_rate",
                 "verdict": "regression"}]  # fmt: skip
-    (runs[2] / site.COMPARE_JSON).write_text(json.dumps(flagged))
+    (runs[2] / site_history.COMPARE_JSON).write_text(json.dumps(flagged))
     env = json.loads((runs[1] / "environment.json").read_text())
     env["interrupted"] = True
     (runs[1] / "environment.json").write_text(json.dumps(env))
@@ -78,8 +79,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ratios_are_computed_within_each_run(history: Path):
-    loaded = site.load_history(site.discover([history]))
-    table = site.run_ratios(loaded)
+    loaded = site_history.load_history(site_history.discover([history]))
+    table = site_history.run_ratios(loaded)
     assert set(table["run_id"]) == {r.run_id for r in loaded.runs}
     frame = loaded.frame
     row = table[(table["run_id"] == "synthetic-00003") & (table["metric"] == "syscall.null_rate")
