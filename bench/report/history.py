@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from bench import metrics, results
+from bench import metrics, results, schema
 from bench import stats as st
 from bench.stats import FloatArray
 
@@ -153,32 +153,41 @@ def describe_runs(run_dirs: Sequence[Path]) -> list[Run]:
 
 
 def load_history(run_dirs: Sequence[Path]) -> History:
-    """Every run's samples in one frame, read with one columnar query where possible."""
+    """Every run's samples in one frame, read with one columnar query where possible.
+
+    The string columns are read dictionary-encoded by the Parquet reader (categoricals
+    without hashing every row again); ``host`` is derived per run, on the run-id codes.
+    """
     import pyarrow.dataset as ds  # noqa: PLC0415 - pandas already loaded pyarrow
 
     runs = describe_runs(run_dirs)
-    parquet = [r for r in runs if (r.path / results.SAMPLES_PARQUET).is_file()]
+    parquet = {r.path: r for r in runs if (r.path / results.SAMPLES_PARQUET).is_file()}
     frames = []
     if parquet:
-        dataset = ds.dataset([str(r.path / results.SAMPLES_PARQUET) for r in parquet])
-        table = dataset.to_table(columns=READ_COLUMNS)
-        frames.append(table.to_pandas(strings_to_categorical=True))
+        strings = [c for c in READ_COLUMNS if schema.COLUMNS[c] == "string"]
+        options = ds.ParquetReadOptions(dictionary_columns=strings)
+        dataset = ds.dataset(
+            [str(r.path / results.SAMPLES_PARQUET) for r in parquet.values()],
+            format=ds.ParquetFileFormat(read_options=options),
+        )
+        frames.append(dataset.to_table(columns=READ_COLUMNS).to_pandas())
     for run in runs:
-        if run not in parquet:
+        if run.path not in parquet:
             frames.append(results.read_run(run.path).frame[READ_COLUMNS])
     frame = pd.concat(frames, ignore_index=True) if frames else results.empty_frame()
-    host_of = {r.run_id: r.host for r in runs}
-    run_ids = frame["run_id"].astype("category") if len(frame) else frame["run_id"]
-    frame["run_id"] = run_ids
-    if len(frame):
-        cats = run_ids.cat.categories
-        frame["host"] = pd.Categorical(
-            np.asarray([host_of.get(str(c), "unknown") for c in cats], dtype=object)[
-                run_ids.cat.codes.to_numpy()
-            ]
-        )
-    else:
+    if not len(frame):
         frame["host"] = pd.Series([], dtype="string")
+        return History(frame, tuple(runs))
+    run_ids = frame["run_id"].astype("category")
+    frame["run_id"] = run_ids
+    host_of = {r.run_id: r.host for r in runs}
+    hosts = pd.Index(sorted(set(host_of.values()) | {"unknown"}))
+    per_run = hosts.get_indexer(
+        pd.Index([host_of.get(str(c), "unknown") for c in run_ids.cat.categories])
+    )
+    frame["host"] = pd.Categorical.from_codes(
+        per_run[run_ids.cat.codes.to_numpy()], categories=hosts
+    ).remove_unused_categories()
     return History(frame, tuple(runs))
 
 
@@ -205,8 +214,14 @@ def run_ratios(history: History) -> pd.DataFrame:
     frame = history.frame
     if frame.empty:
         return pd.DataFrame(columns=RATIO_COLUMNS)
-    composite = frame["host"].astype(str) + _SEP + frame["run_id"].astype(str)
-    samples = st.group_samples(frame.assign(host=composite.astype("category")))
+    # host is a function of the run: the composite key is built on the run-id categories
+    # (one string per run), not row by row.
+    run_ids = frame["run_id"].astype("category")
+    host_of = {r.run_id: r.host for r in history.runs}
+    composite = run_ids.cat.rename_categories(
+        [f"{host_of.get(str(c), 'unknown')}{_SEP}{c}" for c in run_ids.cat.categories]
+    )
+    samples = st.group_samples(frame.assign(host=composite))
     natives: dict[tuple[str, str, str], FloatArray] = {}
     for (host_run, scenario, backend, variant, metric), values in samples.items():
         key = (host_run, scenario, metric)

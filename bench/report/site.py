@@ -184,10 +184,8 @@ def _host_rows(table: pd.DataFrame, latest: Mapping[str, Run]) -> list[dict[str,
     """Hosts side by side: per scenario/metric/backend/variant, each host's latest ratio."""
     if table.empty:
         return []
-    chosen = table[
-        table.apply(lambda r: latest.get(str(r["host"])) is not None
-                    and latest[str(r["host"])].run_id == r["run_id"], axis=1)
-    ]  # fmt: skip
+    latest_run = table["host"].astype(str).map({host: run.run_id for host, run in latest.items()})
+    chosen = table[table["run_id"] == latest_run]
     chosen = chosen[chosen["backend"] != "native"]
     hosts = sorted(latest)
     out = []
