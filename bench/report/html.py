@@ -193,35 +193,10 @@ def render_html(
     samples = st.group_samples(frame)
     table = summary_table(frame, samples=samples, declared=report_env.declared_directions(envs))
     multi_host = len({k[0] for k in samples}) > 1
-    families = []
-    for family in sorted({str(f) for f in table["family"]}, key=_family_key):
-        part = table[table["family"] == family]
-        records = sorted(_records(part), key=_row_order)
-        families.append(
-            {
-                "name": family,
-                "rows": [_cell(r) | _keys(r) for r in records],
-                "plots": report_plots.family_plots(samples, part, family, multi_host),
-            }
-        )
+    families = _family_sections(table, samples, multi_host)
     counts = st.status_counts(frame)
     failures, failure_total, failure_groups = _failure_rows(counts)
-    runs = []
-    banners: list[str] = []
-    variants_by_host = _variants_by_host(samples, counts)
-    for env in envs:
-        host = results.host_key(env)
-        variants = variants_by_host.get(host, set())
-        runs.append(
-            {
-                "run_id": str(env.get("run_id", "")),
-                "host": host,
-                "facts": report_env.host_facts(env),
-                "kernels": report_env.kernel_rows(env, variants),
-                "backends": report_env.backend_rows(env),
-            }
-        )
-        banners.extend(report_env.banners(env, variants, host))
+    runs, banners = _run_sections(envs, _variants_by_host(samples, counts))
     drifts = report_drift.native_drift(frame, envs)
     banners += [
         d.describe() + ": the host changed while the block ran; figures around it may be skewed."
@@ -250,7 +225,47 @@ def render_html(
         "drifts": [{"text": d.describe(), "moved": d.moved} for d in drifts],
         "scenarios": report_env.scenario_rows(envs),
     }
-    return _environment().get_template("report.html.j2").render(**context)
+    return template_environment().get_template("report.html.j2").render(**context)
+
+
+def _family_sections(
+    table: pd.DataFrame, samples: Mapping[tuple[str, ...], Any], multi_host: bool
+) -> list[dict[str, Any]]:
+    """One section per metric family: its table rows and its figures."""
+    families = []
+    for family in sorted({str(f) for f in table["family"]}, key=_family_key):
+        part = table[table["family"] == family]
+        records = sorted(_records(part), key=_row_order)
+        families.append(
+            {
+                "name": family,
+                "rows": [_cell(r) | _keys(r) for r in records],
+                "plots": report_plots.family_plots(samples, part, family, multi_host),
+            }
+        )
+    return families
+
+
+def _run_sections(
+    envs: Sequence[Mapping[str, Any]], variants_by_host: Mapping[str, set[tuple[str, str]]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each run's environment section, and the banners its environment calls for."""
+    runs = []
+    banners: list[str] = []
+    for env in envs:
+        host = results.host_key(env)
+        variants = variants_by_host.get(host, set())
+        runs.append(
+            {
+                "run_id": str(env.get("run_id", "")),
+                "host": host,
+                "facts": report_env.host_facts(env),
+                "kernels": report_env.kernel_rows(env, variants),
+                "backends": report_env.backend_rows(env),
+            }
+        )
+        banners.extend(report_env.banners(env, variants, host))
+    return runs, banners
 
 
 def _row_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -278,10 +293,11 @@ def _variants_by_host(
     return out
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The jinja2 environment of every page (run report and site): autoescape always on."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,  # always: scenario names and environment facts are untrusted
+        autoescape=True,  # always: scenario names, host labels, run ids are untrusted
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

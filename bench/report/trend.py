@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from typing import Final
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,6 +20,9 @@ from bench.report import glance
 from bench.report.plots import PALETTE, _to_uri
 
 FALLBACK = "#7a7a7a"
+#: A series of more runs than this is drawn as a line without a dot per run: the dots would
+#: overlap into a thick line anyway, and drawing them was a third of a large site's plotting.
+MARKER_POINTS: Final = 120
 
 
 def trend_plot(rows: pd.DataFrame, metric: str, flagged: Mapping[str, set[str]]) -> str:
@@ -43,7 +47,8 @@ def trend_plot(rows: pd.DataFrame, metric: str, flagged: Mapping[str, set[str]])
         label = textwrap.fill(
             glance.column_label(str(backend), str(variant)).replace(",", ", "), 40
         )
-        ax.plot(x, y, marker="o", markersize=3, linewidth=1.2, color=colour, label=label)
+        marker = "o" if len(x) <= MARKER_POINTS else None
+        ax.plot(x, y, marker=marker, markersize=3, linewidth=1.2, color=colour, label=label)
         ok = np.isfinite(low) & np.isfinite(high)
         if ok.any():
             ax.fill_between(x[ok], low[ok], high[ok], color=colour, alpha=0.18, linewidth=0)

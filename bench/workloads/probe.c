@@ -11,7 +11,7 @@
  *                                   request/response round trips, connection set-ups, then a
  *                                   stream; percentiles by nearest rank, times CLOCK_MONOTONIC
  *
- * Output is "key=value" lines on stdout, parsed by bench/workloads/__init__.py.
+ * Output is "key=value" lines on stdout, parsed by bench/workloads/execution.py (parse_keyvalues).
  * Build: gcc -O2 -static -o isobench-probe probe.c
  */
 #define _GNU_SOURCE

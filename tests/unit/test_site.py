@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 from bench import stats
 from bench.cli import main
-from bench.report import glance, site
+from bench.report import glance, site, trend
+from bench.report import history as site_history
 from tests import synthetic
 
 XSS = "<script>alert(1)</script>"
@@ -67,7 +69,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (runs[1] / "report.html").unlink()
     flagged = [{"scenario": "syscall-rate", "backend": "docker", "metric": "syscall.null_rate",
                 "verdict": "regression"}]  # fmt: skip
-    (runs[2] / site.COMPARE_JSON).write_text(json.dumps(flagged))
+    (runs[2] / site_history.COMPARE_JSON).write_text(json.dumps(flagged))
     env = json.loads((runs[1] / "environment.json").read_text())
     env["interrupted"] = True
     (runs[1] / "environment.json").write_text(json.dumps(env))
@@ -78,8 +80,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ratios_are_computed_within_each_run(history: Path):
-    loaded = site.load_history(site.discover([history]))
-    table = site.run_ratios(loaded)
+    loaded = site_history.load_history(site_history.discover([history]))
+    table = site_history.run_ratios(loaded)
     assert set(table["run_id"]) == {r.run_id for r in loaded.runs}
     frame = loaded.frame
     row = table[(table["run_id"] == "synthetic-00003") & (table["metric"] == "syscall.null_rate")
@@ -139,3 +141,28 @@ def test_publish_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     empty.mkdir()
     assert main(["publish", str(empty), "-o", str(tmp_path / "u")]) == 2
     assert "no run directories" in capsys.readouterr().err
+
+
+def _trend_svg(points: int) -> str:
+    rows = pd.DataFrame(
+        {
+            "started": pd.date_range("2026-01-01", periods=points, freq="h", tz="UTC"),
+            "ratio": np.linspace(1.1, 1.3, points),
+            "ratio_low": np.linspace(1.0, 1.2, points),
+            "ratio_high": np.linspace(1.2, 1.4, points),
+            "backend": "docker",
+            "variant": "runtime=runc",
+            "run_id": [f"r{i}" for i in range(points)],
+            "scenario": "s",
+        }
+    )
+    uri = trend.trend_plot(rows, "syscall.null_rate", {"r1": {"s/docker/syscall.null_rate"}})
+    return base64.b64decode(uri.split(",", 1)[1]).decode()
+
+
+def test_trend_dots_per_run_only_for_short_series():
+    short = _trend_svg(10)
+    long = _trend_svg(trend.MARKER_POINTS + 1)
+    assert short.count("<use") >= 10  # a dot per run (and the regression ring)
+    assert long.count("<use") < short.count("<use")
+    assert long.count("<use") >= 1  # the flagged run keeps its ring
