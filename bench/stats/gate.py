@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-from scipy import stats as sps
 
 from bench.stats.intervals import CONFIDENCE
 from bench.stats.samples import FloatArray
+
+# scipy is imported inside the functions that use it: it costs about 0.5 s to import
+# (several seconds on a loaded host), and `isobench publish` needs none of it.
 
 #: Var(median) ~ (pi/2) sigma^2 / n for a normal sample (asymptotic efficiency 2/pi).
 MEDIAN_VARIANCE_FACTOR: Final = float(np.pi / 2)
@@ -113,6 +115,8 @@ def moderate(noises: Sequence[Noise]) -> list[Noise]:
     gains its df. A comparison clearly noisier than its family (F test, 1 %) keeps its own
     variance and df, so one erratic metric does not borrow the calm of the others.
     """
+    from scipy import stats as sps  # noqa: PLC0415 (lazy: see the top of this module)
+
     measured = [x for x in noises if x.between_runs and np.isfinite(x.df)]
     total_df = sum(x.df for x in measured)
     total_var = sum(x.df * x.per_run() for x in measured)
@@ -155,6 +159,8 @@ def shift(
 
 def shift_interval(change: Shift, level: float) -> tuple[float, float]:
     """Two-sided ``level`` t-interval of the log-change (NaN when the noise is unknown)."""
+    from scipy import stats as sps  # noqa: PLC0415 (lazy: see the top of this module)
+
     if not (np.isfinite(change.se) and np.isfinite(change.df)) or change.df <= 0:
         return (np.nan, np.nan)
     half = float(sps.t.ppf(0.5 + level / 2, change.df)) * change.se
@@ -163,6 +169,8 @@ def shift_interval(change: Shift, level: float) -> tuple[float, float]:
 
 def detectable_change(change: Shift, level: float, power: float = POWER) -> float:
     """Smallest log-change whose ``level`` interval excludes 0 with probability ``power``."""
+    from scipy import stats as sps  # noqa: PLC0415 (lazy: see the top of this module)
+
     if not (np.isfinite(change.se) and np.isfinite(change.df)) or change.df <= 0:
         return np.nan
     t_level = float(sps.t.ppf(0.5 + level / 2, change.df))

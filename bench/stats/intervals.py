@@ -19,9 +19,11 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 from bench.stats.samples import FloatArray
+
+# scipy is imported inside the functions that use it: it costs about 0.5 s to import
+# (several seconds on a loaded host), and `isobench publish` needs none of it.
 
 CONFIDENCE: Final = 0.95
 BOOTSTRAP_DRAWS: Final = 2000
@@ -32,6 +34,8 @@ MIN_SAMPLES: Final = 5
 
 def median_ci(sorted_values: FloatArray, level: float = CONFIDENCE) -> tuple[float, float, float]:
     """Order-statistic CI of the median of ``sorted_values``: (low, high, actual coverage)."""
+    from scipy import stats as sps  # noqa: PLC0415 (lazy: see the top of this module)
+
     n = len(sorted_values)
     if n == 0:
         return (np.nan, np.nan, 0.0)
@@ -52,6 +56,8 @@ def _order_stat_indices(n: int, m: int, uniforms: FloatArray) -> npt.NDArray[np.
     1e-20, so the binomial tail is evaluated only inside that window (a 20,000-sample group
     needs ~2,800 evaluations, not 20,000).
     """
+    from scipy import stats as sps  # noqa: PLC0415 (lazy: see the top of this module)
+
     half_width = int(10 * np.sqrt(n)) + 10
     ranks = np.arange(1, n + 1)
     cdf = np.where(ranks < m, 0.0, 1.0)
