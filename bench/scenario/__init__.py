@@ -1,6 +1,7 @@
 """Scenario files: what one benchmark measures, described once for every backend.
 
-``model`` is the pydantic model (pure: it knows nothing of backends or the runner),
-``loader`` reads files safely and checks backend names against the registry, ``errors`` turns
-validation errors into file/line/field messages.
+``model`` is the pydantic model and the one import point for its parts (pure: like
+``workloads``, ``options``, ``constraints`` and ``fields`` it knows nothing of backends or the
+runner), ``loader`` reads files safely and checks backend names against the registry,
+``errors`` turns validation errors into file/line/field messages.
 """

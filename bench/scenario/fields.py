@@ -9,7 +9,23 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["check_pattern", "check_selector", "job_name", "package_name", "selector_steps"]
+__all__ = [
+    "backend_name",
+    "check_pattern",
+    "check_selector",
+    "job_name",
+    "package_name",
+    "selector_steps",
+]
+
+
+def _matching(pattern: re.Pattern[str], value: str, expected: str) -> str:
+    """``value`` when ``pattern`` matches it, else ValueError "expected EXPECTED, got VALUE"."""
+    if not pattern.match(value):
+        msg = f"expected {expected}, got {value!r}"
+        raise ValueError(msg)
+    return value
+
 
 #: A fio job name becomes one segment of a metric name (``disk.<job>.read_iops``).
 _JOB_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
@@ -17,13 +33,12 @@ _JOB_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 
 def job_name(name: str) -> str:
     """Validate a fio job name (one dot-free segment of a metric name)."""
-    if not _JOB_NAME.match(name):
-        msg = (
-            "expected a job name of letters, digits, '_' and '-' (at most 48, no dots: it "
-            f"becomes part of metric names such as disk.NAME.read_iops), got {name!r}"
-        )
-        raise ValueError(msg)
-    return name
+    return _matching(
+        _JOB_NAME,
+        name,
+        "a job name of letters, digits, '_' and '-' (at most 48, no dots: it becomes part "
+        "of metric names such as disk.NAME.read_iops)",
+    )
 
 
 #: One step of a JSON selector: ``.key``, ``[index]`` or ``["key with dots"]``.
@@ -76,10 +91,17 @@ _PACKAGE: Final = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 def package_name(name: str) -> str:
     """Validate a Debian package name."""
-    if not _PACKAGE.match(name):
-        msg = (
-            "expected a Debian package name (lower-case letters, digits, '+', '-', '.'; at "
-            f"least 2 characters), got {name!r}"
-        )
-        raise ValueError(msg)
-    return name
+    return _matching(
+        _PACKAGE,
+        name,
+        "a Debian package name (lower-case letters, digits, '+', '-', '.'; at least 2 characters)",
+    )
+
+
+#: What a backend name looks like; whether one is registered is the loader's question.
+_BACKEND_NAME: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def backend_name(name: str) -> str:
+    """Validate the shape of a backend name (the loader checks it is registered)."""
+    return _matching(_BACKEND_NAME, name, "a backend name (lower-case letters, digits, '-', '_')")
