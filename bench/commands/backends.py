@@ -11,11 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import backends as registry
+from bench.commands import common
 
 
 def register(sub: Any) -> None:
     """Add the `backends` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "backends",
         help="list backends, whether each is available here, and how to enable it",
         description="List every registered backend with its availability on this host, the "
@@ -26,7 +28,6 @@ examples:
   isobench backends                       a table (plain text when piped)
   isobench backends --json | jq '.docker'
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)

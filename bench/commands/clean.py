@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import ownership
+from bench.commands import common
 
 EXPLAIN = """\
 Lists every container, volume and network labelled isobench, every isobench VM (libvirt
@@ -21,7 +22,8 @@ pid namespace is listed and never removed: remove it by hand if it is yours.
 
 def register(sub: Any) -> None:
     """Add the `clean` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "clean",
         help="list leftovers of killed runs; remove those provably ours with --yes",
         description=EXPLAIN,
@@ -31,7 +33,6 @@ examples:
   isobench clean --yes             remove those of this host whose owner is dead
   isobench clean --json | jq '.leftovers[] | select(.action == "would remove")'
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--yes", action="store_true", help="remove the leftovers whose owner is dead"

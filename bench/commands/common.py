@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -42,6 +42,20 @@ exit status:
   2    bad input: unknown option or value, missing path, nothing selected, unreadable results
   130  interrupted (Ctrl-C or SIGTERM)
 """
+
+
+def add_command(
+    sub: Any, name: str, *, help: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name``; its description and epilog keep their line breaks."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def prog(args: argparse.Namespace) -> str:
@@ -111,34 +125,31 @@ def parse_precision(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _integer(text: str, accept: Callable[[int], bool], expected: str) -> int:
+    """argparse type helper: ``text`` as an integer ``accept`` takes, else "expected ..."."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+        pass
+    else:
+        if accept(value):
+            return value
+    msg = f"expected {expected}, got {text!r}"
+    raise argparse.ArgumentTypeError(msg)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _integer(text, lambda value: value >= 1, "a positive integer")
 
 
 def seed_value(text: str) -> int:
     """argparse type: a non-negative integer below 2**63."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**63:
-        msg = f"expected a non-negative integer seed, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+    return _integer(text, lambda value: 0 <= value < 2**63, "a non-negative integer seed")
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``run`` and ``plan``: what to run and how many samples."""
-    from bench.run.profiles import DEFAULT_PROFILE, PROFILES  # noqa: PLC0415 - pure, light
-
+    """Options shared by ``run`` and ``plan``: what to run, how many samples, what to show."""
     parser.add_argument(
         "paths",
         nargs="*",
@@ -146,7 +157,13 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         metavar="SCENARIO_FILE_OR_DIR",
         help="scenario files or directories of *.yaml (default: ./scenarios)",
     )
-    parser.add_argument(
+    _add_selection(parser.add_argument_group("what to run"))
+    _add_sample_counts(parser.add_argument_group("samples and order"))
+    _add_output(parser.add_argument_group("output"))
+
+
+def _add_selection(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--backend",
         "-b",
         action="append",
@@ -155,7 +172,7 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="only this backend (repeatable; default: every available one; "
         "see `isobench backends`)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--filter",
         "-k",
         action="append",
@@ -166,7 +183,12 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         "*?[ matches as a substring; repeated terms must all match "
         "(e.g. -k syscall -k '!vagrant', -k variant='*crun*')",
     )
-    parser.add_argument(
+
+
+def _add_sample_counts(group: argparse._ArgumentGroup) -> None:
+    from bench.run.profiles import DEFAULT_PROFILE, PROFILES  # noqa: PLC0415 - pure, light
+
+    group.add_argument(
         "--profile",
         choices=sorted(PROFILES),
         default=DEFAULT_PROFILE,
@@ -174,45 +196,48 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         + "; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values()).replace("%", "%%")
         + f" (default: {DEFAULT_PROFILE})",
     )
-    parser.add_argument(
+    group.add_argument(
         "--repeat",
         "-n",
         type=positive_int,
         metavar="N",
         help="measured repetitions per scenario x backend variant (overrides the profile)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--precision",
         type=parse_precision,
         metavar="P",
         help="adaptive repetitions: after the planned ones, repeat until the median's 95%% CI "
         "half-width is within P (5%% or 0.05) for every metric, or --max-repeat",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-repeat",
         type=positive_int,
         metavar="N",
         help="cap of adaptive repetitions (default: the scenario's max_repeat, else "
         "4 x repeat, at least 20)",
     )
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress, only problems and the result"
-    )
-    verbosity.add_argument(
-        "-v", "--verbose", action="store_true", help="every value of every repetition"
-    )
-    parser.add_argument(
-        "--plain", action="store_true", help="plain progress lines even on a terminal"
-    )
-    parser.add_argument(
+    group.add_argument(
         "--seed",
         type=seed_value,
         metavar="N",
         help="seed of the execution order (default: a fresh random one; always recorded in "
         "environment.json, so a run's order can be replayed)",
     )
-    parser.add_argument(
+
+
+def _add_output(group: argparse._ArgumentGroup) -> None:
+    verbosity = group.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress, only problems and the result"
+    )
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="every value of every repetition"
+    )
+    group.add_argument(
+        "--plain", action="store_true", help="plain progress lines even on a terminal"
+    )
+    group.add_argument(
         "--out",
         "-o",
         type=Path,

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import backends as registry
+from bench.commands import common
 from bench.paths import scenarios_dir
 
 
 def register(sub: Any) -> None:
     """Add the ``env`` subcommand group."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "env",
         help="build the guest environment offline (rootfs, Docker image, Vagrant box)",
         description=(
@@ -35,7 +37,6 @@ examples:
   isobench env build                  build what is missing or stale
   isobench env build --only image     only the Docker image (and the rootfs it needs)
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="env_action", metavar="ACTION")
     build = actions.add_parser("build", help="build (or reuse) rootfs, image and box")
@@ -63,7 +64,12 @@ examples:
         "found and each backend's availability.",
     )
     status.set_defaults(func=run_status)
-    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+
+    def show_help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=show_help)
 
 
 def _log(message: str) -> None:

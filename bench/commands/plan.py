@@ -42,12 +42,12 @@ examples:
 
 def register(sub: Any) -> None:
     """Add the ``plan`` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "plan",
         help="show what `run` would do and how long it should take (a dry run)",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common.add_plan_options(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable plan")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
+from bench.commands import common
 from bench.paths import resource
 
 TARGETS = ("all", "tools", "docker", "podman", "sandbox", "vagrant")
@@ -14,7 +15,8 @@ TARGETS = ("all", "tools", "docker", "podman", "sandbox", "vagrant")
 
 def register(sub: Any) -> None:
     """Add the ``provision`` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "provision",
         help="install/start Docker, libvirt+Vagrant and the workload tools (root)",
         description=(
@@ -31,7 +33,6 @@ examples:
 
 exit status: that of scripts/provision (0 done, 1 failed or not root); 2 unknown target.
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "targets",

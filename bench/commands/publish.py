@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.commands import common
+
 EPILOG = """\
 examples:
   isobench publish results/                 every run under results/ -> report/index.html
@@ -20,7 +22,8 @@ run reports: a run's report.html is copied once (or rendered once when the run h
 
 def register(sub: Any) -> None:
     """Add the `publish` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "publish",
         help="build the static comparison site (history, hosts, trends) from many runs",
         description="Build a static site from run directories (or folders holding them): the "
@@ -28,7 +31,6 @@ def register(sub: Any) -> None:
         "family (each backend's overhead ratio per run, with its CI, and the runs where "
         "`isobench compare` flagged a regression), hosts side by side, and every run's report.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "paths", nargs="+", type=Path, metavar="RESULTS", help="run directories or folders of them"

@@ -34,12 +34,12 @@ examples:
 
 def register(sub: Any) -> None:
     """Add the `report` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "report",
         help="build the HTML report (or csv/markdown/json summary) from run directories",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="results/<run-id>")
     parser.add_argument(

@@ -61,12 +61,12 @@ examples:
 
 def register(sub: Any) -> None:
     """Add the `run` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "run",
         help=HELP,
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common.add_plan_options(parser)
     parser.add_argument(

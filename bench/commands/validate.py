@@ -34,12 +34,12 @@ examples:
 
 def register(sub: Any) -> None:
     """Add the `validate` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "validate",
         help="check scenario files (file, line, field and what was expected)",
         description="Validate scenario files (format v1) and report every problem found.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "paths",
