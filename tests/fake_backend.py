@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
+from bench import backends as registry
 from bench.backends import register
 from bench.backends.base import Repetition
 from bench.scenario.model import Scenario
@@ -135,4 +138,47 @@ def register_fake(
     """Create a fake and register it under ``name``; the registry returns this very object."""
     backend = FakeBackend(name, script, interleave=interleave, journal=journal)
     register(name, lambda: backend)
+    return backend
+
+
+#: A startup scenario on the backend ``fake``, as a file's text: ``FAKE_SCENARIO.format(name=N)``.
+FAKE_SCENARIO = """\
+format_version: 1
+name: {name}
+workload: {{kind: startup}}
+backends: [fake]
+repeat: 3
+warmup: 1
+timeout: 5
+"""
+
+
+def scenario_data(backends: Sequence[str], /, **overrides: Any) -> dict[str, Any]:
+    """A small valid scenario named ``s`` over ``backends`` (startup, 3 + 1 warm-up).
+
+    ``overrides`` replace fields, ``backends`` included."""
+    data: dict[str, Any] = {
+        "format_version": 1,
+        "name": "s",
+        "workload": {"kind": "startup"},
+        "backends": list(backends),
+        "repeat": 3,
+        "warmup": 1,
+    }
+    return data | overrides
+
+
+def register_fakes(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Register :class:`FakeBackend` under each name for one test (validation needs them)."""
+    for name in names:
+        monkeypatch.setitem(registry._EXTRA, name, FakeBackend)
+
+
+def use_fake(
+    monkeypatch: pytest.MonkeyPatch, script: FakeScript, host: dict[str, Any]
+) -> FakeBackend:
+    """Register ``fake`` (this very object) for one test; the run records ``host`` as its host."""
+    monkeypatch.setattr("bench.run.runner.host_info", lambda: host)
+    backend = FakeBackend("fake", script)
+    monkeypatch.setitem(registry._EXTRA, "fake", lambda: backend)
     return backend

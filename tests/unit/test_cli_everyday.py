@@ -8,48 +8,32 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from bench import backends as registry
 from bench.cli import COMMANDS, main
 from bench.commands import progress
-from bench.run import runner as runner_module
 from bench.run.plan import plan
 from bench.scenario.model import parse_scenario
-from tests.fake_backend import FakeBackend, FakeScript, register_fake
+from tests.fake_backend import FAKE_SCENARIO, FakeBackend, FakeScript, use_fake
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = """\
-format_version: 1
-name: {name}
-workload: {{kind: startup}}
-backends: [fake]
-repeat: 3
-warmup: 1
-timeout: 5
-"""
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBackend]:
-    monkeypatch.setattr(
-        runner_module, "host_info", lambda: {"hostname": "h", "identity": {"fingerprint": "f"}}
-    )
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
     monkeypatch.setattr("bench.sysinfo.host_identity", lambda: {"fingerprint": "f"})
-    backend = register_fake("fake", FakeScript(values={"startup.ready": 0.5}, variants=("a", "b")))
-    yield backend
-    registry.unregister("fake")
+    script = FakeScript(values={"startup.ready": 0.5}, variants=("a", "b"))
+    return use_fake(monkeypatch, script, {"hostname": "h", "identity": {"fingerprint": "f"}})
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "scenarios").mkdir()
-    (tmp_path / "scenarios" / "one.yaml").write_text(SCENARIO.format(name="one"))
+    (tmp_path / "scenarios" / "one.yaml").write_text(FAKE_SCENARIO.format(name="one"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -145,7 +129,7 @@ def test_quiet_verbose_and_one_count(
 def test_run_exits_1_and_names_items_without_a_successful_sample(
     fake: FakeBackend, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    scenario = parse_scenario(yaml.safe_load(SCENARIO.format(name="one")))
+    scenario = parse_scenario(yaml.safe_load(FAKE_SCENARIO.format(name="one")))
     order = plan([scenario], {"fake": fake}, seed=7)  # the order the run will follow
     fake.script.fail = {n for n, item in enumerate(order) if item.variant.label == "a"}
     status = main(["run", "-b", "fake", "-q", "--seed", "7"])

@@ -9,29 +9,19 @@ from typing import Any
 
 import pytest
 
-from bench import backends as registry
 from bench.run import adaptive, estimate, profiles
 from bench.run.plan import parse_filter, plan, plan_rows, select
 from bench.scenario.model import Scenario, parse_scenario
-from tests.fake_backend import FakeBackend, FakeScript
+from tests.fake_backend import FakeBackend, FakeScript, register_fakes, scenario_data
 
 
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("a", "b"):
-        monkeypatch.setitem(registry._EXTRA, name, FakeBackend)
+    register_fakes(monkeypatch, "a", "b")
 
 
 def scenario(**overrides: Any) -> Scenario:
-    data: dict[str, Any] = {
-        "format_version": 1,
-        "name": "s",
-        "workload": {"kind": "startup"},
-        "backends": ["a", "b"],
-        "repeat": 3,
-        "warmup": 1,
-    }
-    return parse_scenario(data | overrides)
+    return parse_scenario(scenario_data(["a", "b"], **overrides))
 
 
 BACKENDS = {"a": FakeBackend("a", FakeScript(variants=("x", "y"))), "b": FakeBackend("b")}

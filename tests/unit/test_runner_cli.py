@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,34 +11,20 @@ from bench import backends as registry
 from bench.cli import main
 from bench.results import ResultsWarning, load
 from bench.run import runner as runner_module
-from tests.fake_backend import FakeBackend, FakeScript, register_fake
+from tests.fake_backend import FAKE_SCENARIO, FakeBackend, FakeScript, register_fake, use_fake
 
 IDENTITY = {"fingerprint": "00c0ffee00c0ffee", "label": "testhost", "basis": "machine-id"}
 
-SCENARIO = """\
-format_version: 1
-name: {name}
-workload: {{kind: startup}}
-backends: [fake]
-repeat: 3
-warmup: 1
-timeout: 5
-"""
-
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBackend]:
-    monkeypatch.setattr(
-        runner_module, "host_info", lambda: {"hostname": "testhost", "identity": IDENTITY}
-    )
-    backend = register_fake("fake", FakeScript(values={"startup.ready": 0.5}))
-    yield backend
-    registry.unregister("fake")
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
+    script = FakeScript(values={"startup.ready": 0.5})
+    return use_fake(monkeypatch, script, {"hostname": "testhost", "identity": IDENTITY})
 
 
 def write(directory: Path, name: str, text: str | None = None) -> Path:
     path = directory / f"{name}.yaml"
-    path.write_text(text if text is not None else SCENARIO.format(name=name))
+    path.write_text(text if text is not None else FAKE_SCENARIO.format(name=name))
     return path
 
 
@@ -93,7 +78,9 @@ def test_invalid_scenario_exits_1_and_writes_nothing(
     fake: FakeBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = write(tmp_path, "good")
-    bad = write(tmp_path, "bad", SCENARIO.format(name="bad").replace("repeat: 3", "repeat: -1"))
+    bad = write(
+        tmp_path, "bad", FAKE_SCENARIO.format(name="bad").replace("repeat: 3", "repeat: -1")
+    )
     out_dir = tmp_path / "r"
     status = main(["run", str(good), str(bad), "-b", "fake", "--out", str(out_dir)])
     out, err = capsys.readouterr()

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +20,19 @@ from bench.run.runner import RunResult, execute_run, plan
 from bench.scenario.loader import LoadedScenario
 from bench.scenario.model import parse_scenario
 from bench.values import Availability, Measurement, Outcome
-from tests.fake_backend import FakeBackend, FakeScript
+from tests.fake_backend import FakeBackend, FakeScript, register_fakes, scenario_data
 
 
 @pytest.fixture(autouse=True)
-def _quick_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _quick_host(monkeypatch: pytest.MonkeyPatch) -> None:
     # host_info() asks every tool for its version; one test below checks the real thing
     monkeypatch.setattr(runner_module, "host_info", lambda: {"hostname": "testhost"})
-    for name in ("a", "b", "c"):
-        registry.register(name, FakeBackend)
-    yield
-    for name in ("a", "b", "c"):
-        registry.unregister(name)
+    register_fakes(monkeypatch, "a", "b", "c")
 
 
 def loaded(tmp_path: Path, **overrides: Any) -> LoadedScenario:
-    data: dict[str, Any] = {
-        "format_version": 1,
-        "name": "s",
-        "workload": {"kind": "syscall"},
-        "backends": ["a", "b", "c"],
-        "repeat": 2,
-        "warmup": 1,
-        "timeout": 5,
-    }
-    data.update(overrides)
+    defaults = {"workload": {"kind": "syscall"}, "repeat": 2, "timeout": 5}
+    data = scenario_data(["a", "b", "c"], **(defaults | overrides))
     path = tmp_path / f"{data['name']}.yaml"
     path.write_text(json.dumps(data))
     return LoadedScenario(parse_scenario(data), path, path.read_text())

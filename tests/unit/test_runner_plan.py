@@ -11,27 +11,16 @@ from bench import backends as registry
 from bench.run import plan as plan_module
 from bench.run.runner import PlannedItem, plan
 from bench.scenario.model import Scenario, parse_scenario
-from tests.fake_backend import FakeBackend, FakeScript
+from tests.fake_backend import FakeBackend, FakeScript, register_fakes, scenario_data
 
 
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    # scenario validation accepts registered backend names only
-    for name in ("a", "b", "c"):
-        monkeypatch.setitem(registry._EXTRA, name, FakeBackend)
+    register_fakes(monkeypatch, "a", "b", "c")  # validation accepts registered names only
 
 
 def scenario(**overrides: Any) -> Scenario:
-    data: dict[str, Any] = {
-        "format_version": 1,
-        "name": "s",
-        "workload": {"kind": "startup"},
-        "backends": ["a", "b", "c"],
-        "repeat": 3,
-        "warmup": 1,
-    }
-    data.update(overrides)
-    return parse_scenario(data)
+    return parse_scenario(scenario_data(["a", "b", "c"], **overrides))
 
 
 def order(items: list[PlannedItem]) -> list[str]:
