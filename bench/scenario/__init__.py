@@ -2,6 +2,7 @@
 
 ``model`` is the pydantic model and the one import point for its parts (pure: like
 ``workloads``, ``options``, ``constraints`` and ``fields`` it knows nothing of backends or the
-runner), ``loader`` reads files safely and checks backend names against the registry,
-``errors`` turns validation errors into file/line/field messages.
+runner), ``safeyaml`` parses untrusted YAML within bounds, ``loader`` reads files and checks
+backend names against the registry, ``errors`` turns validation errors into file/line/field
+messages.
 """

@@ -1,11 +1,9 @@
 """Load scenario files safely and report errors a user can act on.
 
-Scenario files are untrusted input. A file is read only up to :data:`MAX_FILE_BYTES`, its YAML
-event stream is checked for nesting depth, the composed node graph is walked with aliases
-expanded (at most :data:`MAX_NODES` nodes, so a "billion laughs" file is rejected before
-anything is built from it), only plain YAML tags are accepted, duplicate keys are errors, and
-only then does PyYAML's *safe* constructor build Python values. Every error names the file, the
-line where one is known, the field as a dotted path and what was expected.
+Scenario files are untrusted input. A file is read only up to :data:`MAX_FILE_BYTES`, and its
+YAML is parsed by :mod:`bench.scenario.safeyaml` (bounded depth and node count, plain tags only,
+duplicate keys reported, field lines recorded) before the model validates it. Every error names
+the file, the line where one is known, the field as a dotted path and what was expected.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import yaml
 from pydantic import ValidationError
@@ -26,22 +24,11 @@ from bench.scenario.model import (
     ignored_settings,
     parse_scenario,
 )
+from bench.scenario.safeyaml import RejectedError, compose
 
 #: Largest scenario file accepted, checked before parsing (real ones are ~1 KiB).
 MAX_FILE_BYTES: Final = 256 * 1024
-#: Most YAML nodes a file may expand to, aliases counted at every use.
-MAX_NODES: Final = 10_000
-#: Deepest nesting of mappings/lists accepted (the format needs 4).
-MAX_DEPTH: Final = 32
 SCENARIO_SUFFIXES: Final = (".yaml", ".yml")
-
-_CORE: Final = "tag:yaml.org,2002:"
-#: Tags a scenario may use: plain values only, nothing that builds language objects.
-ALLOWED_TAGS: Final = frozenset(
-    _CORE + name for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
-)
-_MERGE_TAG: Final = _CORE + "merge"
-_PLAIN_TYPES: Final = "strings, numbers, booleans, null, mappings and lists"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,157 +77,6 @@ class FileResult:
     columns: dict[FieldPath, int] = field(default_factory=dict)
 
 
-class _RejectedError(Exception):
-    """Stop processing a file: the attached line, field and message say why."""
-
-    def __init__(self, line: int | None, field: str, message: str) -> None:
-        super().__init__(message)
-        self.where = (line, field, message)
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
-
-
-# --- YAML: safe, bounded, with line numbers ----------------------------------------------------
-
-
-#: Only *events* come from this parser (nothing is constructed): libyaml's C parser when
-#: available, because PyYAML's pure-Python scanner looks ahead ~1 KiB per pending flow key.
-_EVENT_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _event_line(event: yaml.Event) -> int | None:
-    """1-based line where a parser event starts, if known."""
-    return event.start_mark.line + 1 if event.start_mark else None
-
-
-def _check_shape(text: str) -> None:
-    """Bound nesting depth and node count on the flat event stream, before composing."""
-    # The composer recurses once per nesting level and materialises every node, so both are
-    # bounded here, where checking costs one pass and no memory.
-    depth = nodes = 0
-    for event in yaml.parse(text, Loader=_EVENT_LOADER):
-        if isinstance(event, yaml.NodeEvent):
-            nodes += 1
-            if nodes > MAX_NODES:
-                msg = f"more than {MAX_NODES} YAML nodes; expected a small scenario"
-                raise _RejectedError(_event_line(event), "", msg)
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                msg = f"nesting deeper than {MAX_DEPTH} levels; expected a flat scenario mapping"
-                raise _RejectedError(_event_line(event), "", msg)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
-class _Walker:
-    """Walk a composed node graph: count nodes, check tags and keys, record field lines."""
-
-    def __init__(self) -> None:
-        self.lines: dict[FieldPath, int] = {}
-        self.columns: dict[FieldPath, int] = {}
-        self.errors: list[tuple[int, str, str]] = []  # fatal: nothing can be built
-        self.duplicates: list[tuple[int, str, str]] = []
-        self.nodes = 0
-
-    def walk(self, node: yaml.Node, path: FieldPath, depth: int = 0) -> None:
-        """Visit ``node`` (at field ``path``) and everything below it, aliases expanded."""
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            msg = (
-                f"too many aliases/nodes (possible billion-laughs): more than {MAX_NODES}"
-                " YAML nodes once aliases are expanded; expected a small scenario"
-            )
-            raise _RejectedError(node.start_mark.line + 1, "", msg)
-        if depth > MAX_DEPTH:
-            msg = f"nesting deeper than {MAX_DEPTH} levels once aliases are expanded"
-            raise _RejectedError(node.start_mark.line + 1, "", msg + " (recursive alias?)")
-        if node.tag not in ALLOWED_TAGS:
-            msg = (
-                f"tag {_short_tag(node.tag)!r} is not allowed; expected plain YAML values"
-                f" only ({_PLAIN_TYPES})"
-            )
-            self.errors.append((node.start_mark.line + 1, dotted(path), msg))
-            return
-        if isinstance(node, yaml.MappingNode):
-            self._mapping(node, path, depth, inherited=False)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self.lines.setdefault((*path, index), item.start_mark.line + 1)
-                self.columns.setdefault((*path, index), item.start_mark.column + 1)
-                self.walk(item, (*path, index), depth + 1)
-
-    def _mapping(
-        self, node: yaml.MappingNode, path: FieldPath, depth: int, inherited: bool
-    ) -> None:
-        seen: dict[str, int] = {}
-        merges: list[yaml.Node] = []
-        for key, value in node.value:
-            line = key.start_mark.line + 1
-            if key.tag == _MERGE_TAG:
-                merges.append(value)
-                continue
-            if not isinstance(key, yaml.ScalarNode) or key.tag not in ALLOWED_TAGS:
-                msg = "expected a plain key (a field name), found a complex or tagged key"
-                self.errors.append((line, dotted(path), msg))
-                continue
-            name = key.value
-            if name in seen:
-                # Not fatal: the last value wins (as in PyYAML), so validate it as well.
-                msg = f"duplicate key {name!r} (first on line {seen[name]}); expected each once"
-                self.duplicates.append((line, dotted((*path, name)), msg))
-            seen[name] = line
-            if inherited and (*path, name) in self.lines:
-                # Shadowed by an explicit key: still checked (tags, size), but its lines must
-                # not replace those of the value actually used.
-                kept, self.lines = self.lines, {}
-                self.walk(value, (*path, name), depth + 1)
-                self.lines = kept
-                continue
-            self.lines[(*path, name)] = line
-            self.columns[(*path, name)] = key.start_mark.column + 1
-            self.walk(value, (*path, name), depth + 1)
-        # Merged keys (<<: *base) count, but explicit keys of this mapping take precedence.
-        for merge in merges:
-            self.nodes += 1
-            sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
-            for source in sources:
-                if isinstance(source, yaml.MappingNode):
-                    self._mapping(source, path, depth + 1, inherited=True)
-
-
-def _compose(text: str) -> tuple[Any, _Walker, list[tuple[int, str, str]], bool]:
-    """Safely parse ``text``: (data, walker with field lines, errors, fatal).
-
-    Raises _RejectedError.
-    """
-    _check_shape(text)
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None or node.tag == _CORE + "null":  # nothing, or only "---"
-            msg = "empty file; expected a scenario mapping with format_version, name and workload"
-            raise _RejectedError(None, "", msg)
-        walker = _Walker()
-        walker.lines[()] = node.start_mark.line + 1
-        walker.walk(node, ())
-        if not isinstance(node, yaml.MappingNode):
-            kind = "a list" if isinstance(node, yaml.SequenceNode) else f"{node.value!r}"
-            msg = (
-                "expected a mapping of scenario fields at the top level (format_version, name,"
-                f" workload, ...), got {kind}"
-            )
-            raise _RejectedError(node.start_mark.line + 1, "", msg)
-        errors = sorted(walker.errors + walker.duplicates)
-        if walker.errors:
-            return None, walker, errors, True
-        return loader.construct_document(node), walker, errors, False
-    finally:
-        loader.dispose()
-
-
 # --- files ------------------------------------------------------------------------------------
 
 
@@ -279,9 +115,9 @@ def parse_text(text: str, path: Path) -> FileResult:
 def _parse_text(text: str, path: Path) -> FileResult:
     result = FileResult(path)
     try:
-        data, walker, structural, fatal = _compose(text)
+        data, walker, structural, fatal = compose(text)
         result.lines, result.columns = walker.lines, walker.columns
-    except _RejectedError as exc:
+    except RejectedError as exc:
         result.errors.append(ScenarioError(path, *exc.where))
         return result
     except yaml.MarkedYAMLError as exc:

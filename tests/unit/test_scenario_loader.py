@@ -9,13 +9,13 @@ import pytest
 from bench import backends
 from bench.scenario.loader import (
     MAX_FILE_BYTES,
-    MAX_NODES,
     ScenarioError,
     ScenarioLoadError,
     check_paths,
     load_scenarios,
 )
 from bench.scenario.model import WORKLOAD_KINDS
+from bench.scenario.safeyaml import MAX_NODES
 
 GOOD = """\
 format_version: 1
