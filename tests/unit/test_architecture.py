@@ -15,8 +15,8 @@ Rules (the README's Architecture section draws the same picture):
 4. The report, ``bench.compare`` and ``bench.export`` import no backend and not the runner.
 5. Backends import neither the report, stats, compare, export, the CLI nor the runner.
 6. The scenario model (every module of ``bench.scenario`` but the loader: model, workloads,
-   options, constraints, fields, errors) imports no backend and not the runner (the loader
-   checks backend names against the registry).
+   options, constraints, fields, safeyaml, errors) imports no backend and not the runner (the
+   loader checks backend names against the registry).
 7. ``bench.sysinfo`` imports no backend and no scenario.
 8. Workloads import no backend.
 9. ``bench.backends.base`` imports the scenario model for typing only.
