@@ -36,18 +36,20 @@ def _threshold(text: str) -> float:
 
 def register(sub: Any) -> None:
     """Add the `compare` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "compare",
         help="compare runs against a baseline; exit 1 on a regression beyond the threshold",
-        description="Compare NEW_RUN against one or more BASE_RUNs (a directory holding run "
-        "directories counts as all of them) per scenario/backend/variant/metric. Gated: the "
-        "overhead ratios measured within each run (container/native, VM/native) and, when "
-        "every run comes from one host, the raw medians. A change counts when its interval "
-        "(the run is the unit when a side has several runs; Bonferroni within each metric "
-        "family) lies entirely beyond --threshold. Every row shows the smallest change the "
-        "data could detect and, when that exceeds the threshold, the n it would need. "
-        "Exit 1 on a regression, 0 otherwise, 2 on bad input (including a run that did not "
-        "complete: interrupted, killed, still running) or a change of host.",
+        description="""\
+Compare NEW_RUN against one or more BASE_RUNs (a directory holding run directories counts as
+all of them) per scenario/backend/variant/metric. Gated: the overhead ratios measured within
+each run (container/native, VM/native) and, when every run comes from one host, the raw
+medians. A change counts when its interval (the run is the unit when a side has several
+runs; Bonferroni within each metric family) lies entirely beyond --threshold. Every row
+shows the smallest change the data could detect and, when that exceeds the threshold, the n
+it would need. Exit 1 on a regression, 0 otherwise, 2 on bad input (including a run that did
+not complete: interrupted, killed, still running) or a change of host.
+""",
         epilog="""\
 Both sides' sample counts (measured, warm-up, failed, skipped) are printed on stderr, the
 same count `run` and `report` print.
@@ -63,7 +65,6 @@ exit status:
   2    bad input: missing run directory, unreadable samples, an incomplete run, changed
        scenarios, runs from different hosts (without --allow-host-change), a bad option
 """,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("base", type=Path, nargs="+", metavar="BASE_RUN")
     parser.add_argument("new", type=Path, metavar="NEW_RUN")

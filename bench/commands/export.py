@@ -13,12 +13,15 @@ from bench.commands import common
 
 def register(sub: Any) -> None:
     """Add the `export` subcommand."""
-    parser = sub.add_parser(
+    parser = common.add_command(
+        sub,
         "export",
         help="export a run for other tools (pytest-benchmark JSON)",
-        description="Write a run as pytest-benchmark JSON: readable by `pytest-benchmark "
-        "compare` and by benchmark-action/github-action-benchmark (tool: pytest). Every "
-        "metric is exported lower-is-better: throughputs become seconds per operation.",
+        description="""\
+Write a run as pytest-benchmark JSON: readable by `pytest-benchmark compare` and by
+benchmark-action/github-action-benchmark (tool: pytest). Every metric is exported
+lower-is-better: throughputs become seconds per operation.
+""",
         epilog=f"""\
 examples:
   isobench export results/RUN                        JSON on stdout
@@ -26,7 +29,6 @@ examples:
   isobench export results/RUN -o bench.json --force
 
 {common.EXIT_STATUS}""",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run", type=Path, metavar="RUN_DIR")
     parser.add_argument("--format", choices=("pytest-benchmark",), default="pytest-benchmark")
