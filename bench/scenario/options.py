@@ -69,7 +69,7 @@ class PodmanOptions(Frozen):
         AfterValidator(no_duplicates),
     ] = ("overlay", "vfs")
     network: Annotated[
-        tuple[Literal["none", "host"], ...],
+        tuple[Literal["none", "bridge", "host"], ...],
         Field(min_length=1),
         AfterValidator(no_duplicates),
     ] = ("none",)

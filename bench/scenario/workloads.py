@@ -214,7 +214,9 @@ class NetworkWorkload(Frozen):
     client: Annotated[
         tuple[Literal["host", "inside"], ...], Field(min_length=1), AfterValidator(no_duplicates)
     ] = ("host",)
-    duration: Annotated[StrictFloat, Field(gt=0, le=600)] = 2.0  # stream seconds
+    duration: Annotated[StrictFloat, Field(gt=0, le=600)] = 2.0  # stream seconds counted
+    #: Stream seconds sent first and not counted by the receiver (iperf3's -O): the warm-up.
+    omit: Annotated[StrictFloat, Field(ge=0, le=60)] = 1.0
     buffer: NetworkSize = ByteSize(128 * 1024)  # bytes per write() of the stream
     requests: SampleCount = 5000  # request/response round trips
     message_size: NetworkSize = ByteSize(64)  # bytes of each request and each response

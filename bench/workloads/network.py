@@ -10,9 +10,12 @@ environment; the client runs on the host (``client: host``) or in the environmen
 * connection set-up: ``connections`` times connect() plus a 1-byte request and its reply
   (the reply proves the server end exists: a userland proxy accepts before it connects on):
   ``network.connect_latency_p50`` / ``_p99``;
-* stream: write ``buffer``-sized chunks for ``duration`` seconds, half-close, and wait for the
-  server's count of bytes received: ``network.tcp_throughput`` = bytes received / (first
-  write -> count received), in B/s (the receiver's figure, like iperf3's "receiver" line).
+* stream: write ``buffer``-sized chunks for ``omit`` + ``duration`` seconds, half-close; the
+  server reads in ``buffer``-sized chunks (as iperf3's server does), does not count what
+  arrives in the first ``omit`` seconds after the first byte (the warm-up, iperf3's ``-O``),
+  and reports what it read after that and over how long (its clock, up to EOF):
+  ``network.tcp_throughput`` = those bytes / that time, in B/s: iperf3's "receiver" line of
+  ``iperf3 -c 127.0.0.1 -l BUFFER -t DURATION -O OMIT`` (the fact ``net_stream_iperf3``).
 
 Addresses are only ever 127.0.0.1 (host loopback, a published or forwarded loopback port,
 or the environment's own loopback); the probe takes numeric IPv4 addresses and resolves no
@@ -49,6 +52,9 @@ _METRICS: Final = (
 _FACTS: Final = (
     "stream_bytes",
     "stream_seconds",
+    "stream_omit",
+    "stream_total_bytes",
+    "stream_sender_seconds",
     "rr_count",
     "rr_mean",
     "rr_min",
@@ -76,7 +82,15 @@ def client_argv(probe: str, port: int, workload: NetworkWorkload) -> list[str]:
         str(workload.requests),
         str(int(workload.message_size)),
         str(workload.connections),
+        f"{workload.omit:g}",
     ]
+
+
+def iperf3_equivalent(workload: NetworkWorkload) -> str:
+    """The iperf3 client whose "receiver" line is ``network.tcp_throughput`` (fact, docs)."""
+    buffer = int(workload.buffer)
+    size = f"{buffer // 1024}K" if buffer % 1024 == 0 else str(buffer)
+    return f"iperf3 -c {LOOPBACK} -l {size} -t {workload.duration:g} -O {workload.omit:g}"
 
 
 def parse_server_port(text: str) -> int:
@@ -111,7 +125,9 @@ def run_client(
         tail = (result.stderr or result.stdout).strip()[-400:]
         msg = f"network client exited with status {result.returncode}: {tail}"
         raise BackendError(msg)
-    return parse_client(result.stdout)
+    outcome = parse_client(result.stdout)
+    facts = {**outcome.facts, "net_stream_iperf3": iperf3_equivalent(workload)}
+    return Outcome(outcome.measurements, facts)
 
 
 def host_execute(argv: Sequence[str], timeout: float) -> ExecResult:

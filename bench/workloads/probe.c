@@ -7,9 +7,11 @@
  *   probe idle BYTES SECONDS        touch BYTES of memory, say "ready", idle, report peak RSS
  *   probe netserver ADDR PORT       TCP server for netclient (PORT 0: any free port), forever;
  *                                   a stream is read in the chunk size the client writes
- *   probe netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS
+ *   probe netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS [OMIT]
  *                                   request/response round trips, connection set-ups, then a
- *                                   stream; percentiles by nearest rank, times CLOCK_MONOTONIC
+ *                                   stream of OMIT + STREAM_SECONDS whose first OMIT seconds
+ *                                   the receiver does not count (iperf3's -O); percentiles by
+ *                                   nearest rank, times CLOCK_MONOTONIC
  *
  * Output is "key=value" lines on stdout, parsed by bench/workloads/execution.py (parse_keyvalues).
  * Build: gcc -O2 -static -o isobench-probe probe.c
@@ -174,25 +176,44 @@ static int net_address(const char *addr, long port, struct sockaddr_in *sa) {
     return (port >= 0 && port <= 65535 && inet_pton(AF_INET, addr, &sa->sin_addr) == 1) ? 0 : -1;
 }
 
+/* The receiver's figure, as iperf3's "receiver" line with -O: read SIZE-byte chunks (as
+ * iperf3's server does) until EOF; bytes read before OMIT_NS after the first data byte are
+ * not counted; the window runs from the first read after the omit period began to EOF.
+ * Replies "TOTAL WINDOW_BYTES WINDOW_NS\n" (TOTAL: every byte, for the client's check). */
+static void stream_receive(int c, char *buf, size_t size, long long omit_ns) {
+    long long total = 0, counted = 0, first = 0, start = 0, end = 0;
+    for (;;) {
+        ssize_t r = read(c, buf, size);
+        if (r < 0 && errno == EINTR) continue;
+        long long t = now_ns(CLOCK_MONOTONIC);
+        if (r <= 0) {
+            end = t;
+            break;
+        }
+        if (first == 0) first = t;
+        if (start != 0)
+            counted += r; /* arrived inside the window */
+        else if (t - first >= omit_ns)
+            start = t; /* this read opens the window; its bytes arrived before */
+        total += r;
+    }
+    char line[96];
+    long long window = start != 0 ? end - start : 0;
+    int len = snprintf(line, sizeof line, "%lld %lld %lld\n", total, counted, window);
+    write_full(c, line, (size_t)len);
+}
+
 static void serve_one(int c, char *buf) {
     unsigned char mode;
     if (read_full(c, (char *)&mode, 1) != 0) return;
     if (mode != 'S') no_delay(c);
-    if (mode == 'S') { /* stream: read SIZE-byte chunks (as iperf3 does) until EOF, report */
-        unsigned char h[4];
-        if (read_full(c, (char *)h, 4) != 0) return;
+    if (mode == 'S') { /* stream: see stream_receive */
+        unsigned char h[8];
+        if (read_full(c, (char *)h, 8) != 0) return;
         size_t size = ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
+        long long omit_ms = ((long long)h[4] << 24) | (h[5] << 16) | (h[6] << 8) | h[7];
         if (size == 0 || size > NET_BUF_MAX) return;
-        long long total = 0;
-        for (;;) {
-            ssize_t r = read(c, buf, size);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) break;
-            total += r;
-        }
-        char line[32];
-        int len = snprintf(line, sizeof line, "%lld\n", total);
-        write_full(c, line, (size_t)len);
+        stream_receive(c, buf, size, omit_ms * 1000000LL);
     } else if (mode == 'R') { /* request/response: echo SIZE-byte messages until EOF */
         unsigned char h[4];
         if (read_full(c, (char *)h, 4) != 0) return;
@@ -305,13 +326,23 @@ static int net_setup(const struct sockaddr_in *sa, long long count, long long *n
     return 0;
 }
 
-static int net_stream(const struct sockaddr_in *sa, double seconds, size_t bufsize, char *buf) {
+static int net_stream(const struct sockaddr_in *sa, double seconds, double omit,
+                      size_t bufsize, char *buf) {
     int fd = net_connect(sa, 0);
-    unsigned char h[5] = {'S', (unsigned char)(bufsize >> 24), (unsigned char)(bufsize >> 16),
-                          (unsigned char)(bufsize >> 8), (unsigned char)bufsize};
-    if (fd < 0 || write_full(fd, (char *)h, 5) != 0) return net_fail("stream connect");
+    long long omit_ms = (long long)(omit * 1000.0 + 0.5);
+    unsigned char h[9] = {'S',
+                          (unsigned char)(bufsize >> 24),
+                          (unsigned char)(bufsize >> 16),
+                          (unsigned char)(bufsize >> 8),
+                          (unsigned char)bufsize,
+                          (unsigned char)(omit_ms >> 24),
+                          (unsigned char)(omit_ms >> 16),
+                          (unsigned char)(omit_ms >> 8),
+                          (unsigned char)omit_ms};
+    if (fd < 0 || write_full(fd, (char *)h, 9) != 0) return net_fail("stream connect");
     memset(buf, 's', bufsize);
-    long long sent = 0, t0 = now_ns(CLOCK_MONOTONIC), stop = t0 + (long long)(seconds * 1e9);
+    long long sent = 0, t0 = now_ns(CLOCK_MONOTONIC);
+    long long stop = t0 + (long long)((seconds + omit) * 1e9);
     while (now_ns(CLOCK_MONOTONIC) < stop) {
         ssize_t w = write(fd, buf, bufsize);
         if (w < 0 && errno == EINTR) continue;
@@ -319,7 +350,7 @@ static int net_stream(const struct sockaddr_in *sa, double seconds, size_t bufsi
         sent += w;
     }
     shutdown(fd, SHUT_WR); /* the server reports what it received once it reads EOF */
-    char line[32] = {0};
+    char line[96] = {0};
     size_t got = 0;
     for (;;) {
         ssize_t r = read(fd, line + got, sizeof line - 1 - got);
@@ -327,24 +358,32 @@ static int net_stream(const struct sockaddr_in *sa, double seconds, size_t bufsi
         if (r <= 0) break;
         got += (size_t)r;
     }
-    long long t1 = now_ns(CLOCK_MONOTONIC), received = atoll(line);
+    long long t1 = now_ns(CLOCK_MONOTONIC), received = -1, counted = 0, window = 0;
     close(fd);
-    if (got == 0 || received != sent) {
+    if (sscanf(line, "%lld %lld %lld", &received, &counted, &window) != 3 || received != sent) {
         fprintf(stderr, "probe: stream: server received %lld of %lld bytes\n", received, sent);
         return 3;
     }
-    double s = (double)(t1 - t0) / 1e9;
+    if (window <= 0 || counted <= 0) {
+        fprintf(stderr, "probe: stream: nothing arrived after the %.3f s omitted\n", omit);
+        return 3;
+    }
+    double s = (double)window / 1e9;
     printf("stream_bytes=%lld\nstream_seconds=%.9f\nstream_rate=%.3f\nstream_buffer=%zu\n",
-           received, s, (double)received / s, bufsize);
+           counted, s, (double)counted / s, bufsize);
+    printf("stream_omit=%.3f\nstream_total_bytes=%lld\nstream_sender_seconds=%.9f\n", omit,
+           received, (double)(t1 - t0) / 1e9);
     return 0;
 }
 
-static int cmd_netclient(char **argv) {
+static int cmd_netclient(int argc, char **argv) {
     struct sockaddr_in sa;
     double seconds = atof(argv[4]);
     long long bufsize = atoll(argv[5]), rr_count = atoll(argv[6]), rr_size = atoll(argv[7]);
     long long connects = atoll(argv[8]);
+    double omit = argc >= 10 ? atof(argv[9]) : 0.0;
     if (net_address(argv[2], atol(argv[3]), &sa) != 0 || seconds <= 0 || seconds > 3600 ||
+        omit < 0 || omit > 600 ||
         bufsize < 1 || bufsize > NET_BUF_MAX || rr_size < 1 || rr_size > NET_BUF_MAX ||
         rr_count < 1 || rr_count > NET_SAMPLES_MAX || connects < 1 || connects > NET_SAMPLES_MAX) {
         fprintf(stderr, "probe: netclient: arguments out of range\n");
@@ -359,7 +398,7 @@ static int cmd_netclient(char **argv) {
     print_kernel();
     int rc = net_rr(&sa, rr_count, (size_t)rr_size, buf, ns);
     if (rc == 0) rc = net_setup(&sa, connects, ns);
-    if (rc == 0) rc = net_stream(&sa, seconds, (size_t)bufsize, buf);
+    if (rc == 0) rc = net_stream(&sa, seconds, omit, (size_t)bufsize, buf);
     return rc;
 }
 
@@ -370,11 +409,11 @@ int main(int argc, char **argv) {
         return cmd_syscall(atoll(argv[2]), atoll(argv[3]), argv[4]);
     if (argc >= 4 && strcmp(argv[1], "idle") == 0) return cmd_idle(atoll(argv[2]), atof(argv[3]));
     if (argc >= 4 && strcmp(argv[1], "netserver") == 0) return cmd_netserver(argv[2], atol(argv[3]));
-    if (argc >= 9 && strcmp(argv[1], "netclient") == 0) return cmd_netclient(argv);
+    if (argc >= 9 && strcmp(argv[1], "netclient") == 0) return cmd_netclient(argc, argv);
     fprintf(stderr,
             "usage: %s ready | syscall NULL_CALLS MIXED_ITERS DIR | idle BYTES SECONDS\n"
             "       | netserver ADDR PORT\n"
-            "       | netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS\n",
+            "       | netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS [OMIT]\n",
             argv[0]);
     return 64;
 }

@@ -21,6 +21,7 @@ from bench.workloads.hostmem import parse_meminfo
 from bench.workloads.network import (
     LOOPBACK,
     client_argv,
+    iperf3_equivalent,
     parse_client,
     parse_server_port,
 )
@@ -44,6 +45,9 @@ stream_bytes=2909929472
 stream_seconds=2.002101102
 stream_rate=1453437825.439
 stream_buffer=131072
+stream_omit=1.000
+stream_total_bytes=4366272512
+stream_sender_seconds=3.002871230
 """
 
 
@@ -56,6 +60,7 @@ def test_network_defaults_and_bounds() -> None:
     assert isinstance(workload, NetworkWorkload)
     assert workload.client == ("host",)
     assert (workload.duration, workload.buffer, workload.requests) == (2.0, 131072, 5000)
+    assert workload.omit == 1.0  # iperf3's -O: the warm-up the receiver does not count
     for bad in (
         {"client": ["host", "host"]},
         {"client": ["guest"]},
@@ -64,6 +69,8 @@ def test_network_defaults_and_bounds() -> None:
         {"message_size": "32MiB"},
         {"duration": 0},
         {"duration": "2"},
+        {"omit": -1},
+        {"omit": 61},
     ):
         with pytest.raises(pydantic.ValidationError):
             scenario({"kind": "network", **bad})
@@ -94,7 +101,18 @@ def test_client_argv_talks_to_loopback_only() -> None:
     workload = scenario({"kind": "network", "message_size": "1KiB", "duration": 1.5}).workload
     assert isinstance(workload, NetworkWorkload)
     argv = client_argv("/p", 4242, workload)
-    assert argv == ["/p", "netclient", LOOPBACK, "4242", "1.5", "131072", "5000", "1024", "200"]
+    assert argv == [
+        "/p", "netclient", LOOPBACK, "4242", "1.5", "131072", "5000", "1024", "200", "1"
+    ]  # fmt: skip
+
+
+def test_iperf3_equivalent_names_the_same_stream() -> None:
+    workload = scenario({"kind": "network", "duration": 5, "omit": 0.5}).workload
+    assert isinstance(workload, NetworkWorkload)
+    assert iperf3_equivalent(workload) == "iperf3 -c 127.0.0.1 -l 128K -t 5 -O 0.5"
+    odd = scenario({"kind": "network", "buffer": "1000B", "omit": 0}).workload
+    assert isinstance(odd, NetworkWorkload)
+    assert iperf3_equivalent(odd) == "iperf3 -c 127.0.0.1 -l 1000 -t 2 -O 0"
 
 
 def test_parse_client_output() -> None:
@@ -105,6 +123,7 @@ def test_parse_client_output() -> None:
     assert values["network.rr_latency_p50"] == pytest.approx(14.46e-6)
     assert values["network.connect_latency_p99"] == pytest.approx(85.498e-6)
     assert outcome.facts["net_stream_bytes"] == "2909929472"
+    assert outcome.facts["net_stream_total_bytes"] == "4366272512"  # omitted ones included
     assert outcome.facts["kernel_client"] == "6.1.0-test"
     with pytest.raises(BackendError, match="unparseable network probe output"):
         parse_client(CLIENT_OUTPUT.replace("stream_rate=", "stream_rat="))

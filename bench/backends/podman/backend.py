@@ -8,7 +8,12 @@ so a difference between them is the engine's, not the harness's. The price: the 
 a process the CLI path does not have; it is started outside every timed region.
 
 Variants: ``mode=rootful,storage=overlay`` and ``mode=rootless,storage=<driver>`` (overlay,
-fuse-overlayfs, vfs: the storage driver decides what a container start copies) x network.
+fuse-overlayfs, vfs: the storage driver decides what a container start copies) x network
+(x client for ``network``, x instances x start for ``density``, as for Docker). ``network`` and
+``density`` reuse the Docker backend's code too (:mod:`bench.backends.docker.netdensity`):
+the server container's port is published on 127.0.0.1 through Podman's own network (rootful:
+its bridge; rootless: its rootless network and port forwarder), which the fact ``net_proxy``
+names; density's instances are counted with their conmon, as ``memory.environment`` is.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from bench import ownership
 from bench.backends.base import Repetition
 from bench.backends.docker import measure as docker_measure
 from bench.backends.docker.engine import cli_version
+from bench.backends.docker.netdensity import DockerNetwork, server_settings, sweep_variants
 from bench.backends.docker.support import (
     OVERLAY_DIR,
     RUN_LABEL,
@@ -44,15 +50,19 @@ from bench.backends.podman.service import (
 )
 from bench.envbuild.image import image_tag
 from bench.envbuild.rootfs import rootfs_path
+from bench.paths import cache_dir
 from bench.scenario.model import (
     CommandWorkload,
+    DensityWorkload,
     DiskWorkload,
     MemoryWorkload,
+    NetworkWorkload,
     Scenario,
     SyscallWorkload,
 )
 from bench.values import Availability, BackendError, BackendUnavailable, Outcome, Variant
-from bench.workloads import GUEST_PROBE, run_command, run_disk, run_syscall
+from bench.workloads import GUEST_PROBE, build_probe, run_command, run_disk, run_syscall
+from bench.workloads.density import run_density
 
 INSTALL_HINT: Final = "sudo scripts/provision podman (podman, uidmap, rootless user)"
 BUILD_HINT: Final = "isobench env build"
@@ -76,6 +86,7 @@ class PodmanBackend:
         self._services: dict[str, Service] = {}
         self._ownership = Ownership()
         self._executors: dict[tuple[str, str], ContainerExecutor] = {}
+        self._networks: dict[tuple[str, str], DockerNetwork] = {}
         self._notes: list[str] = []
 
     # -- protocol -------------------------------------------------------------------------------
@@ -102,17 +113,16 @@ class PodmanBackend:
         for mode in options.modes:
             drivers = options.rootless_storage if mode == "rootless" else ("overlay",)
             for storage in drivers:
-                out += [
-                    Variant.of(mode=mode, storage=storage, network=network)
-                    for network in options.network
-                ]
+                for network in options.network:
+                    base: dict[str, str] = {"mode": mode, "storage": storage, "network": network}
+                    if isinstance(scenario.workload, NetworkWorkload | DensityWorkload):
+                        out += sweep_variants(scenario, base, self._notes)
+                    else:
+                        out.append(Variant.of(**base))
         return out
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
         """Start the variant's API service, import the image, start the exec container."""
-        if scenario.workload.kind in {"network", "density"}:  # a skipped row with the reason
-            msg = f"{scenario.workload.kind} workloads are not implemented for Podman yet"
-            raise BackendUnavailable(msg)
         service = self._service(variant)
         if (
             service.mode.rootless
@@ -121,7 +131,7 @@ class PodmanBackend:
         ):
             msg = "rootless Podman cannot apply resource limits on cgroup v1 (no cgroups)"
             raise BackendUnavailable(msg)
-        if scenario.workload.kind not in {"syscall", "disk", "command"}:
+        if scenario.workload.kind not in {"syscall", "disk", "command", "network"}:
             return
         key = (scenario.hash, variant.label)
         if key not in self._executors:
@@ -132,7 +142,14 @@ class PodmanBackend:
                 self._ownership.name("exec"),
                 self._host_config(service, variant, scenario),
             )
-            executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
+            if isinstance(scenario.workload, NetworkWorkload):  # the server is the main process
+                network = variant.params.get("network", "none")
+                executor.command, executor.ports, extra = server_settings(network)
+                executor.host_config.update(extra)
+                host_probe = str(build_probe(cache_dir()))  # the host client, same source
+                self._networks[key] = DockerNetwork(executor, network, host_probe)
+            else:
+                executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
             if isinstance(scenario.workload, CommandWorkload):
                 executor.workdir = OVERLAY_DIR  # the command runs in the storage under test
             self._executors[key] = executor
@@ -148,6 +165,24 @@ class PodmanBackend:
             "storage_driver": str(service.client.info().get("Driver")),
             "user": ROOTLESS_USER if service.mode.rootless else "root",
         }
+        if isinstance(workload, DensityWorkload):
+            instances = measure.PodmanInstances(
+                service.client,
+                image_tag(),
+                self._ownership,
+                variant.label,
+                self._host_config(service, variant, scenario),
+                service_pid=service.proc.pid,
+            )
+            params = variant.params
+            outcome = run_density(
+                instances,
+                int(params["instances"]),
+                params["start"],
+                workload.settle,
+                repetition.timeout,
+            )
+            return Outcome(outcome.measurements, {**facts, **outcome.facts})
         if workload.kind in {"startup", "memory"}:
             spec = docker_measure.Spec(
                 image_tag(),
@@ -182,6 +217,9 @@ class PodmanBackend:
         elif isinstance(workload, CommandWorkload):
             outcome = run_command(executor, workload, repetition.timeout)
             facts["storage"] = f"container root filesystem ({OVERLAY_DIR})"
+        elif isinstance(workload, NetworkWorkload):
+            where = variant.params.get("client", "host")
+            outcome = self._networks[key].run(workload, where, repetition.timeout)
         else:  # pragma: no cover - the scenario model admits no other kind
             msg = f"unsupported workload kind {workload.kind!r}"
             raise BackendError(msg)
@@ -193,6 +231,7 @@ class PodmanBackend:
         for executor in self._executors.values():
             executor.discard()
         self._executors.clear()
+        self._networks.clear()
         rootless = False
         for service in self._services.values():
             rootless = rootless or service.mode.rootless

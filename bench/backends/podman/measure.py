@@ -9,14 +9,16 @@ under it (rootless on cgroup v1 has no cgroup of its own; conmon's tree holds th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import docker
 import psutil
 
 from bench.backends.docker.cgroupmem import CgroupMemory, cgroup_memory, cgroup_pids
 from bench.backends.docker.measure import Spec, idle_probe, kernel_facts
+from bench.backends.docker.netdensity import DockerInstances
 from bench.values import Measurement, Outcome
 from bench.workloads.hostmem import EnvironmentMemory, environment_memory, process_tree
 
@@ -97,3 +99,19 @@ def memory_idle(
     if found.conmon is None:
         facts["warning"] = "no conmon process found: memory.environment counts the container only"
     return Outcome(measurements, facts)
+
+
+class PodmanInstances(DockerInstances):
+    """Density instances on Podman: the Docker backend's containers, conmon instead of a shim."""
+
+    def __init__(self, *args: Any, service_pid: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service_pid = service_pid  # a container in the service's cgroup has none of its own
+
+    def pids(self, handles: Sequence[str]) -> list[int]:
+        """Every container's processes as for ``memory.environment`` (cgroup or init + conmon)."""
+        pids: list[int] = []
+        for handle in handles:
+            pid = int(self.client.api.inspect_container(handle)["State"]["Pid"])
+            pids += container_processes(pid, handle, self.service_pid).pids
+        return list(dict.fromkeys(pids))

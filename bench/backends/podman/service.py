@@ -33,6 +33,7 @@ from bench import ownership
 from bench.envbuild.image import REPOSITORY, _import, image_exists
 from bench.procgroup import process_start
 from bench.values import BackendUnavailable
+from bench.workloads.density import MAX_THREADS
 
 ROOTLESS_USER: Final = os.environ.get("ISOBENCH_PODMAN_USER", "isobench-rootless")
 ROOTFUL_DIR: Final = Path("/run/isobench-podman")
@@ -137,7 +138,11 @@ class Service:
             if self.proc.poll() is not None:
                 break
             if self.socket.exists():
-                client = docker.DockerClient(base_url=f"unix://{self.socket}", timeout=3600)
+                client = docker.DockerClient(
+                    base_url=f"unix://{self.socket}",
+                    timeout=3600,
+                    max_pool_size=MAX_THREADS + 4,  # density's concurrent launches
+                )
                 try:
                     client.ping()
                 except (docker.errors.DockerException, OSError):
