@@ -30,12 +30,13 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Generic, Protocol, TypeVar
 
+from bench.scenario.model import DensityWorkload
 from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import CONTRACT
 from bench.workloads.hostmem import environment_memory, parse_meminfo
@@ -213,3 +214,11 @@ def run_density(
         )
     measurements = density_measurements(n, started, teardown, memory.pss, before - after)
     return Outcome(measurements, facts)
+
+
+def run_variant(
+    instances: Instances[H], workload: DensityWorkload, params: Mapping[str, str], timeout: float
+) -> Outcome:
+    """:func:`run_density` for a variant's ``instances`` and ``start`` parameters."""
+    n, mode = int(params["instances"]), params["start"]
+    return run_density(instances, n, mode, workload.settle, timeout)

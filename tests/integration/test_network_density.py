@@ -56,13 +56,25 @@ def my_probes() -> list[psutil.Process]:
     return found
 
 
+def idle_probes() -> list[psutil.Process]:
+    """Live ``probe idle 0 SECONDS`` of the Ctrl-C cases (host or container), by SECONDS."""
+    idle = ["idle", "0", str(CTRL_C_TIMEOUT + 60)]
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [])[1:] == idle and p.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
 def check_network(outcome: Outcome) -> None:
     got = values(outcome)
     assert set(got) == set(CONTRACT["network"])
     assert got["network.tcp_throughput"] > 1e6  # > 1 MB/s on any loopback path
     assert 0 < got["network.rr_latency_p50"] <= got["network.rr_latency_p99"] < 1.0
     assert 0 < got["network.connect_latency_p50"] <= got["network.connect_latency_p99"] < 1.0
-    assert int(outcome.facts["net_stream_bytes"]) > 0
+    # The omitted warm-up (iperf3's -O) is sent and received, but not counted.
+    assert 0 < int(outcome.facts["net_stream_bytes"]) < int(outcome.facts["net_stream_total_bytes"])
+    assert outcome.facts["net_stream_iperf3"].startswith("iperf3 -c 127.0.0.1 -l 128K -t ")
 
 
 def check_density(outcome: Outcome, n: int) -> None:
@@ -239,13 +251,41 @@ def test_ctrl_c_during_docker_and_native_density_leaves_nothing(
             harness.kill()
             harness.wait()
     assert _harness_owned(client, harness.pid) == []
-    idle = ["idle", "0", str(CTRL_C_TIMEOUT + 60)]
-    leftovers = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [])[1:] == idle and p.status() != psutil.STATUS_ZOMBIE
-    ]
-    assert leftovers == []
+    assert idle_probes() == []
+
+
+def interrupt_density_run(
+    tmp_path: Path, backend: str, count: int, options: dict[str, Any]
+) -> list[psutil.Process]:
+    """``isobench run -b BACKEND`` of density, SIGINT while ``count`` instances idle.
+
+    Returns the idle probes still alive afterwards (found by their unusual idle time, on the
+    host and in containers alike): none may be.
+    """
+    path = tmp_path / "dens.yaml"
+    workload = {"kind": "density", "instances": [count], "start": ["concurrent"], "settle": 30}
+    data = {"format_version": 1, "name": "dens-ctrl-c", "workload": workload, **options}
+    path.write_text(json.dumps({**data, "repeat": 2, "warmup": 0, "timeout": CTRL_C_TIMEOUT}))
+    argv = [sys.executable, "-m", "bench", "run", str(path), "-o", str(tmp_path / "out")]
+    harness = subprocess.Popen(
+        [*argv, "--plain", "-b", backend, "--seed", "3"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while len(idle_probes()) < count:
+            assert harness.poll() is None, "the harness ended before starting the instances"
+            assert time.monotonic() < deadline, "the instances never all started"
+            time.sleep(0.2)
+        harness.send_signal(signal.SIGINT)
+        assert harness.wait(120) != 0
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+    return idle_probes()
 
 
 def test_vagrant_reports_network_and_density_as_skipped() -> None:

@@ -17,6 +17,12 @@ from bench.values import Variant
 from tests.engines import skip_or_fail
 from tests.integration import helpers
 from tests.integration.helpers import available, interrupt_with_sigint
+from tests.integration.test_network_density import (
+    SMALL_NET,
+    check_density,
+    check_network,
+    interrupt_density_run,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman]
 
@@ -101,3 +107,74 @@ def test_rootless_limits_on_cgroup_v1_are_a_skip_with_the_reason(backend: Podman
         pytest.skip("cgroup v2 host: rootless limits may work here")
     with pytest.raises(Exception, match="cgroup v1"):
         backend.prepare(sc, variant)
+
+
+# -- network and density ----------------------------------------------------------------------
+
+
+def test_network_variants_skip_a_host_client_without_network(backend: PodmanBackend) -> None:
+    sc = scenario(
+        {"kind": "network", "client": ["host", "inside"]},
+        podman={"modes": ["rootful"], "network": ["bridge", "none"]},
+    )
+    base = "mode=rootful,storage=overlay"
+    assert [v.label for v in backend.variants(sc)] == [
+        f"{base},network=bridge,client=host",
+        f"{base},network=bridge,client=inside",
+        f"{base},network=none,client=inside",
+    ]
+    assert any("network=none has no interface" in note for note in backend.notes())
+
+
+@pytest.mark.parametrize(
+    ("mode", "network", "where"),
+    [
+        ("rootful", "bridge", "host"),
+        ("rootful", "host", "host"),
+        ("rootful", "none", "inside"),
+        ("rootless", "bridge", "host"),
+    ],
+)
+def test_network_paths_and_nothing_left(
+    backend: PodmanBackend, tmp_path: Path, mode: str, network: str, where: str
+) -> None:
+    if mode == "rootless" and rootless_account() is None:
+        skip_or_fail("no rootless user (sudo scripts/provision podman)")
+    sc = scenario({"kind": "network", "client": [where], **SMALL_NET})
+    variant = Variant.of(mode=mode, storage="overlay", network=network, client=where)
+    backend.prepare(sc, variant)
+    outcome = backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
+    check_network(outcome)
+    assert outcome.facts["net_path"].startswith("host " if where == "host" else "container ")
+    if network == "bridge":  # the process serving the published port, or that none does
+        assert outcome.facts["net_proxy"]
+    backend.teardown()
+    assert leftovers() == []
+
+
+@pytest.mark.parametrize(("mode", "start"), [("rootful", "concurrent"), ("rootless", "sequential")])
+def test_density_counts_conmon_and_removes_every_container(
+    backend: PodmanBackend, tmp_path: Path, mode: str, start: str
+) -> None:
+    if mode == "rootless" and rootless_account() is None:
+        skip_or_fail("no rootless user (sudo scripts/provision podman)")
+    sc = scenario({"kind": "density", "instances": [3], "start": [start], "settle": 0.2})
+    variant = Variant.of(mode=mode, storage="overlay", network="none", instances="3", start=start)
+    assert variant in backend.variants(sc)
+    backend.prepare(sc, variant)
+    outcome = backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
+    check_density(outcome, 3)
+    assert int(outcome.facts["processes"]) >= 6  # 3 probes + 3 conmons
+    # Each container costs at least its conmon: far more than a native idle probe (< 1 MiB).
+    assert outcome.measurements[-2].metric == "density.pss_per_instance"
+    assert outcome.measurements[-2].value > 1024 * 1024
+    client = backend._service(variant).client
+    assert client.containers.list(all=True, filters={"label": "isobench"}) == []
+    backend.teardown()
+    assert leftovers() == []
+
+
+def test_ctrl_c_during_density_leaves_nothing(backend: PodmanBackend, tmp_path: Path) -> None:
+    options = {"podman": {"modes": ["rootful"], "network": ["none"]}}
+    assert interrupt_density_run(tmp_path, "podman", 4, options) == []
+    assert leftovers() == []

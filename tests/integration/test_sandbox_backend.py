@@ -16,6 +16,12 @@ from bench.scenario.model import Scenario
 from bench.values import Variant
 from tests.integration import helpers
 from tests.integration.helpers import available, interrupt_with_sigint, run_once
+from tests.integration.test_network_density import (
+    SMALL_NET,
+    check_density,
+    check_network,
+    interrupt_density_run,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.sandbox]
 
@@ -115,3 +121,35 @@ def test_keyboard_interrupt_leaves_no_sandbox_and_no_cgroup(
     )
     assert sandboxes() == []
     assert not any(d.exists() for d in cgroups)
+
+
+def test_network_runs_inside_every_rung(backend: SandboxBackend, tmp_path: Path) -> None:
+    sc = scenario({"kind": "network", "client": ["host", "inside"], **SMALL_NET})
+    variants = backend.variants(sc)
+    assert [v.params["client"] for v in variants] == ["inside"] * 3  # one per rung
+    assert any("client=host is not measured" in note for note in backend.notes())
+    for variant in variants:
+        outcome = run_once(backend, sc, variant, tmp_path)
+        check_network(outcome)
+        assert "its own network namespace" in outcome.facts["net_path"]
+        assert outcome.facts["layers"] == variant.params["layers"]
+    assert sandboxes() == []  # the sandbox, server included, ends with the client
+
+
+@pytest.mark.parametrize("start", ["sequential", "concurrent"])
+def test_density_on_every_rung_leaves_no_sandbox(
+    backend: SandboxBackend, tmp_path: Path, start: str
+) -> None:
+    sc = scenario({"kind": "density", "instances": [3], "start": [start], "settle": 0.2})
+    variants = backend.variants(sc)
+    assert len(variants) == 3
+    for variant in variants:  # on the +seccomp rung every launch reads its own program
+        outcome = run_once(backend, sc, variant, tmp_path)
+        check_density(outcome, 3)
+        assert int(outcome.facts["processes"]) >= 6  # the bwrap above each probe counts
+    assert sandboxes() == []
+
+
+def test_ctrl_c_during_density_leaves_nothing(backend: SandboxBackend, tmp_path: Path) -> None:
+    options = {"sandbox": {"layers": ["namespaces", "cgroup"]}}
+    assert interrupt_density_run(tmp_path, "sandbox", 6, options) == []

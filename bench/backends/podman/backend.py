@@ -62,7 +62,7 @@ from bench.scenario.model import (
 )
 from bench.values import Availability, BackendError, BackendUnavailable, Outcome, Variant
 from bench.workloads import GUEST_PROBE, build_probe, run_command, run_disk, run_syscall
-from bench.workloads.density import run_density
+from bench.workloads.density import run_variant
 
 INSTALL_HINT: Final = "sudo scripts/provision podman (podman, uidmap, rootless user)"
 BUILD_HINT: Final = "isobench env build"
@@ -174,14 +174,7 @@ class PodmanBackend:
                 self._host_config(service, variant, scenario),
                 service_pid=service.proc.pid,
             )
-            params = variant.params
-            outcome = run_density(
-                instances,
-                int(params["instances"]),
-                params["start"],
-                workload.settle,
-                repetition.timeout,
-            )
+            outcome = run_variant(instances, workload, variant.params, repetition.timeout)
             return Outcome(outcome.measurements, {**facts, **outcome.facts})
         if workload.kind in {"startup", "memory"}:
             spec = docker_measure.Spec(

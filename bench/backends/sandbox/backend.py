@@ -12,6 +12,13 @@ Each variant is one rung of the isolation ladder, stacking one more mechanism:
 
 Everything else is the native backend's machinery (it *is* a native launch, wrapped): the
 same executor, watchdog, startup clock and memory probe, so differences come from the layers.
+
+``network``: ``--unshare-all`` gives the sandbox a network namespace of its own holding only
+its loopback; no interface joins it to the host's, so ``client: host`` has nothing to connect
+to and is not generated (a note says why). ``client: inside`` runs server and client in one
+sandbox per repetition (:data:`INSIDE_PAIR`), both under the rung's cgroup and seccomp filter.
+``density``: N sandboxes each running ``probe idle`` (the native driver, wrapped), counted with
+their bwrap processes.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +42,10 @@ from bench.backends.sandbox.seccomp import SeccompUnavailableError, compile_prof
 from bench.envbuild.rootfs import rootfs_hash, rootfs_path
 from bench.ownership import make_owned_dir
 from bench.paths import cache_dir
-from bench.scenario.model import DiskWorkload, Scenario
+from bench.scenario.model import DensityWorkload, DiskWorkload, NetworkWorkload, Scenario
 from bench.values import Availability, BackendUnavailable, Outcome, Variant
-from bench.workloads import GUEST_PROBE, Executor, disk_variant, run_disk
+from bench.workloads import GUEST_PROBE, ExecResult, Executor, disk_variant, run_disk
+from bench.workloads.network import LOOPBACK, SERVER_PORT, run_client
 
 INSTALL_HINT: Final = "sudo scripts/provision sandbox (apt-get install bubblewrap)"
 BUILD_HINT: Final = "isobench env build"
@@ -44,6 +53,13 @@ BUILD_HINT: Final = "isobench env build"
 WORK_MOUNT: Final = "/var/tmp/isobench"
 #: Where the disk workload's directory (on the host filesystem native uses) appears.
 DISK_MOUNT: Final = "/var/tmp/isobench-disk"
+#: ``sh -c`` script of a network repetition (``$@``: the client's argv, ``$1`` the probe): the
+#: server in the background; the client once the server printed its first line (after
+#: listen()); the sandbox ends with the client (bwrap's pid 1 then takes the server along).
+INSIDE_PAIR: Final = (
+    'set -e; mkfifo /tmp/isobench-listening; "$1" netserver 127.0.0.1 "$4" '
+    '>/tmp/isobench-listening & read -r line </tmp/isobench-listening; exec "$@"'
+)
 
 
 def layer_variants(layers: Sequence[str]) -> list[Variant]:
@@ -93,6 +109,8 @@ class SandboxBackend(NativeBackend):
         self._bwrap = shutil.which("bwrap")
         self._rootfs: Path | None = None
         self._seccomp_fd: int | None = None  # the running rung's, for _wrap
+        self._launch_fds: list[int] = []  # opened by _wrap for one launch, closed by _spawn
+        self._launch_lock = threading.Lock()
         self._rungs: dict[tuple[str, str], _Rung] = {}
         self._disk_bind: Path | None = None
         self._notes: list[str] = []
@@ -119,14 +137,28 @@ class SandboxBackend(NativeBackend):
     def variants(self, scenario: Scenario) -> Sequence[Variant]:
         """One variant per rung of ``sandbox.layers`` (``direct=off`` for buffered disk I/O)."""
         workload = scenario.workload
+        rungs = layer_variants(scenario.sandbox.layers)
+        if isinstance(workload, DensityWorkload):
+            return [
+                Variant.of(**v.params, instances=str(n), start=mode)
+                for v in rungs
+                for n in workload.instances
+                for mode in workload.start
+            ]
+        if isinstance(workload, NetworkWorkload):
+            if "host" in workload.client:
+                self._note(
+                    f"{scenario.name}: a sandbox's network namespace holds only its own "
+                    "loopback, which no host client can reach; client=host is not measured "
+                    "(client=inside is)"
+                )
+            where = [w for w in workload.client if w == "inside"]
+            return [Variant.of(**v.params, client=w) for v in rungs for w in where]
         extra = disk_variant(workload) if isinstance(workload, DiskWorkload) else {}
-        return [Variant.of(**v.params, **extra) for v in layer_variants(scenario.sandbox.layers)]
+        return [Variant.of(**v.params, **extra) for v in rungs]
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
         """Find the rootfs; create the rung's cgroup; compile the seccomp profile."""
-        if scenario.workload.kind in {"network", "density"}:  # a skipped row with the reason
-            msg = f"{scenario.workload.kind} workloads are not implemented for the sandbox yet"
-            raise BackendUnavailable(msg)
         self._rootfs = self._tree()
         self._probe = Path(GUEST_PROBE)
         key = (scenario.hash, variant.label)
@@ -166,9 +198,13 @@ class SandboxBackend(NativeBackend):
         # The native machinery reads these: select this rung's (variants interleave).
         self._cgroup, self._seccomp_fd = rung.cgroup, rung.seccomp_fd
         self._limits_note = rung.limits_note
-        if rung.seccomp_fd is not None:
-            os.lseek(rung.seccomp_fd, 0, os.SEEK_SET)  # bwrap reads it to EOF every launch
-        outcome = super().run(repetition)
+        workload = repetition.scenario.workload
+        if isinstance(workload, NetworkWorkload):
+            outcome = self._with_facts(
+                self._network_inside(workload, repetition), {"limits": self._limits_note}
+            )
+        else:
+            outcome = super().run(repetition)
         facts = {**outcome.facts, "layers": rung.layers, **rung.facts}
         facts["kernel_host"] = os.uname().release
         if "cgroup" not in rung.layers:
@@ -214,9 +250,25 @@ class SandboxBackend(NativeBackend):
         if self._bwrap is None or self._rootfs is None:
             msg = "sandbox backend used before prepare()"
             raise BackendUnavailable(msg)
-        fds = () if self._seccomp_fd is None else (self._seccomp_fd,)
-        prefix = bwrap_argv(self._bwrap, self._rootfs, self._seccomp_fd, cwd, self._disk_bind)
-        return [*prefix, *argv], fds
+        seccomp = None
+        if self._seccomp_fd is not None:
+            # bwrap reads the program to EOF: each launch gets its own offset (a new open file
+            # description), so launches in a row or from density's threads never share one.
+            seccomp = os.open(f"/proc/self/fd/{self._seccomp_fd}", os.O_RDONLY | os.O_CLOEXEC)
+            self._launch_fds.append(seccomp)
+        prefix = bwrap_argv(self._bwrap, self._rootfs, seccomp, cwd, self._disk_bind)
+        return [*prefix, *argv], () if seccomp is None else (seccomp,)
+
+    def _spawn(
+        self, argv: Sequence[str], *, cwd: Path | None = None, merge_stderr: bool = False
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """The native spawn, closing the launch's own seccomp descriptor once bwrap has it."""
+        with self._launch_lock:
+            try:
+                return super()._spawn(argv, cwd=cwd, merge_stderr=merge_stderr)
+            finally:
+                while self._launch_fds:
+                    os.close(self._launch_fds.pop())
 
     def workload_pid(self, pid: int) -> int:
         """The probe under bwrap (bwrap keeps a monitor and a pid-1 process above it)."""
@@ -237,6 +289,21 @@ class SandboxBackend(NativeBackend):
             self._disk_bind = None
             shutil.rmtree(directory, ignore_errors=True)
         return self._with_facts(outcome, facts)
+
+    def _network_inside(self, workload: NetworkWorkload, rep: Repetition) -> Outcome:
+        """Server and client in one sandbox, over its own loopback (see :data:`INSIDE_PAIR`)."""
+        execute = self._executor(rep)
+
+        def pair(argv: Sequence[str], timeout: float) -> ExecResult:
+            return execute(["/bin/sh", "-c", INSIDE_PAIR, "sh", *argv], timeout)
+
+        outcome = run_client(pair, GUEST_PROBE, SERVER_PORT, workload, rep.timeout)
+        path = f"sandbox loopback {LOOPBACK}:{SERVER_PORT} (its own network namespace)"
+        return Outcome(outcome.measurements, {**outcome.facts, "net_path": path})
+
+    def _note(self, note: str) -> None:
+        if note not in self._notes:
+            self._notes.append(note)
 
     def _tree(self) -> Path:
         try:
