@@ -73,9 +73,12 @@ def bwrap_argv(
     seccomp_fd: int | None,
     work: Path | None,
     disk: Path | None = None,
+    *,
+    die_with_parent: bool = True,
 ) -> list[str]:
     """The bubblewrap command line (without the workload's argv)."""
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", str(rootfs), "/"]
+    argv = [bwrap, "--unshare-all", *(["--die-with-parent"] if die_with_parent else [])]
+    argv += ["--ro-bind", str(rootfs), "/"]
     argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     argv += ["--tmpfs", "/run", "--tmpfs", "/var/tmp"]
     if work is not None:
@@ -256,7 +259,13 @@ class SandboxBackend(NativeBackend):
             # description), so launches in a row or from density's threads never share one.
             seccomp = os.open(f"/proc/self/fd/{self._seccomp_fd}", os.O_RDONLY | os.O_CLOEXEC)
             self._launch_fds.append(seccomp)
-        prefix = bwrap_argv(self._bwrap, self._rootfs, seccomp, cwd, self._disk_bind)
+        # --die-with-parent is PR_SET_PDEATHSIG, which fires when the launching *thread* ends:
+        # density's launcher threads end while their sandboxes must idle on. Those rely on
+        # the reaper alone (it ends every spawned group when the harness dies).
+        main = threading.current_thread() is threading.main_thread()
+        prefix = bwrap_argv(
+            self._bwrap, self._rootfs, seccomp, cwd, self._disk_bind, die_with_parent=main
+        )
         return [*prefix, *argv], () if seccomp is None else (seccomp,)
 
     def _spawn(
