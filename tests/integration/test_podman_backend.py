@@ -12,8 +12,8 @@ import pytest
 
 from bench.backends.base import Repetition
 from bench.backends.podman import PodmanBackend
-from bench.backends.podman.service import SOCKET_PREFIX, rootless_account
-from bench.values import Variant
+from bench.backends.podman.service import _SOCKET, SOCKET_PREFIX, _alive, rootless_account
+from bench.values import BackendUnavailable, Variant
 from tests.engines import skip_or_fail
 from tests.integration import helpers
 from tests.integration.helpers import available, interrupt_with_sigint
@@ -41,18 +41,28 @@ scenario = functools.partial(helpers.scenario, timeout=120, name="pm")
 
 
 def leftovers() -> list[str]:
-    """Services, conmons and rootless-user processes alive now (none may outlive teardown)."""
+    """Services, conmons and rootless-user processes alive now (none may outlive teardown).
+
+    A service counts when this process or a dead harness started it. Other engineers' or
+    CI jobs' live harnesses may run Podman at the same time: while one does, conmons and the
+    rootless user's processes cannot be attributed and are not counted.
+    """
+    mine = f"{SOCKET_PREFIX}{os.getpid()}_"
     rootless = rootless_account()
-    found = []
+    services, others, helpers = [], False, []
     for proc in psutil.process_iter(["pid", "name", "cmdline", "uids"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if (
-            (proc.info["name"] == "podman" and SOCKET_PREFIX in cmdline)
-            or (proc.info["name"] == "conmon" and "isobench" in cmdline)
-            or (rootless is not None and proc.info["uids"].real == rootless.pw_uid)
+        found = _SOCKET.search(cmdline) if proc.info["name"] == "podman" else None
+        if found:
+            if mine in cmdline or not _alive(found.group(1), found.group(2)):
+                services.append(f"{proc.info['pid']} {cmdline[:80]}")
+            else:
+                others = True
+        elif (proc.info["name"] == "conmon" and "isobench" in cmdline) or (
+            rootless is not None and proc.info["uids"].real == rootless.pw_uid
         ):
-            found.append(f"{proc.info['pid']} {cmdline[:80]}")
-    return found
+            helpers.append(f"{proc.info['pid']} {cmdline[:80]}")
+    return services if others else services + helpers
 
 
 @pytest.mark.parametrize("variant", MODES, ids=lambda v: v.params["mode"])
@@ -142,6 +152,14 @@ def test_network_paths_and_nothing_left(
         skip_or_fail("no rootless user (sudo scripts/provision podman)")
     sc = scenario({"kind": "network", "client": [where], **SMALL_NET})
     variant = Variant.of(mode=mode, storage="overlay", network=network, client=where)
+    tun_closed = not Path("/dev/net/tun").stat().st_mode & 0o006  # root only
+    if mode == "rootless" and network == "bridge" and tun_closed:
+        # slirp4netns cannot open the tun device: a skipped row with the reason, no half start
+        with pytest.raises(BackendUnavailable, match="/dev/net/tun"):
+            backend.prepare(sc, variant)
+        backend.teardown()
+        assert leftovers() == []
+        return
     backend.prepare(sc, variant)
     outcome = backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
     check_network(outcome)
@@ -165,9 +183,9 @@ def test_density_counts_conmon_and_removes_every_container(
     outcome = backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
     check_density(outcome, 3)
     assert int(outcome.facts["processes"]) >= 6  # 3 probes + 3 conmons
-    # Each container costs at least its conmon: far more than a native idle probe (< 1 MiB).
+    # Each container costs its conmon too (~0.6 MiB): more than a native idle probe (~150 KiB).
     assert outcome.measurements[-2].metric == "density.pss_per_instance"
-    assert outcome.measurements[-2].value > 1024 * 1024
+    assert outcome.measurements[-2].value > 400 * 1024
     client = backend._service(variant).client
     assert client.containers.list(all=True, filters={"label": "isobench"}) == []
     backend.teardown()

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import docker.errors
+
 from bench import ownership
 from bench.backends.base import Repetition
 from bench.backends.docker import measure as docker_measure
@@ -153,7 +155,16 @@ class PodmanBackend:
             if isinstance(scenario.workload, CommandWorkload):
                 executor.workdir = OVERLAY_DIR  # the command runs in the storage under test
             self._executors[key] = executor
-        self._executors[key].ensure()
+        try:
+            self._executors[key].ensure()
+        except docker.errors.APIError as exc:
+            if not isinstance(scenario.workload, NetworkWorkload):
+                raise
+            # e.g. rootless bridge: slirp4netns needs /dev/net/tun, root-only on some hosts.
+            del self._executors[key]
+            detail = str(exc.explanation or exc).strip()[-300:]
+            msg = f"Podman ({variant.label}) cannot start the server container here: {detail}"
+            raise BackendUnavailable(msg) from exc
 
     def run(self, repetition: Repetition) -> Outcome:
         """One repetition, with the Docker backend's measuring code on Podman's API."""
