@@ -112,7 +112,7 @@ class SandboxBackend(NativeBackend):
         self._bwrap = shutil.which("bwrap")
         self._rootfs: Path | None = None
         self._seccomp_fd: int | None = None  # the running rung's, for _wrap
-        self._launch_fds: list[int] = []  # opened by _wrap for one launch, closed by _spawn
+        self._launch_fds: list[int] = []  # opened by _wrap for one launch, closed by spawn
         self._launch_lock = threading.Lock()
         self._rungs: dict[tuple[str, str], _Rung] = {}
         self._disk_bind: Path | None = None
@@ -268,13 +268,13 @@ class SandboxBackend(NativeBackend):
         )
         return [*prefix, *argv], () if seccomp is None else (seccomp,)
 
-    def _spawn(
+    def spawn(
         self, argv: Sequence[str], *, cwd: Path | None = None, merge_stderr: bool = False
     ) -> tuple[subprocess.Popen[bytes], int]:
         """The native spawn, closing the launch's own seccomp descriptor once bwrap has it."""
         with self._launch_lock:
             try:
-                return super()._spawn(argv, cwd=cwd, merge_stderr=merge_stderr)
+                return super().spawn(argv, cwd=cwd, merge_stderr=merge_stderr)
             finally:
                 while self._launch_fds:
                     os.close(self._launch_fds.pop())
@@ -301,7 +301,7 @@ class SandboxBackend(NativeBackend):
 
     def _network_inside(self, workload: NetworkWorkload, rep: Repetition) -> Outcome:
         """Server and client in one sandbox, over its own loopback (see :data:`INSIDE_PAIR`)."""
-        execute = self._executor(rep)
+        execute = self.executor(rep)
 
         def pair(argv: Sequence[str], timeout: float) -> ExecResult:
             return execute(["/bin/sh", "-c", INSIDE_PAIR, "sh", *argv], timeout)
