@@ -56,9 +56,9 @@ def my_probes() -> list[psutil.Process]:
     return found
 
 
-def idle_probes() -> list[psutil.Process]:
-    """Live ``probe idle 0 SECONDS`` of the Ctrl-C cases (host or container), by SECONDS."""
-    idle = ["idle", "0", str(CTRL_C_TIMEOUT + 60)]
+def idle_probes(timeout: int = CTRL_C_TIMEOUT) -> list[psutil.Process]:
+    """Live ``probe idle 0 TIMEOUT+60`` of the Ctrl-C cases (host or container)."""
+    idle = ["idle", "0", str(timeout + 60)]
     return [
         p
         for p in psutil.process_iter(["cmdline"])
@@ -265,7 +265,9 @@ def interrupt_density_run(
     path = tmp_path / "dens.yaml"
     workload = {"kind": "density", "instances": [count], "start": ["concurrent"], "settle": 30}
     data = {"format_version": 1, "name": "dens-ctrl-c", "workload": workload, **options}
-    path.write_text(json.dumps({**data, "repeat": 2, "warmup": 0, "timeout": CTRL_C_TIMEOUT}))
+    # A timeout (so an idle time) of this test process's own: others may run these tests now.
+    timeout = 400 + os.getpid() % 5000
+    path.write_text(json.dumps({**data, "repeat": 2, "warmup": 0, "timeout": timeout}))
     argv = [sys.executable, "-m", "bench", "run", str(path), "-o", str(tmp_path / "out")]
     harness = subprocess.Popen(
         [*argv, "--plain", "-b", backend, "--seed", "3"],
@@ -275,7 +277,7 @@ def interrupt_density_run(
     )
     try:
         deadline = time.monotonic() + 180
-        while len(idle_probes()) < count:
+        while len(idle_probes(timeout)) < count:
             assert harness.poll() is None, "the harness ended before starting the instances"
             assert time.monotonic() < deadline, "the instances never all started"
             time.sleep(0.2)
@@ -285,7 +287,7 @@ def interrupt_density_run(
         if harness.poll() is None:
             harness.kill()
             harness.wait()
-    return idle_probes()
+    return idle_probes(timeout)
 
 
 def test_vagrant_reports_network_and_density_as_skipped() -> None:
