@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,19 +230,31 @@ def test_ctrl_c_during_docker_and_native_density_leaves_nothing(
             }
         )
     )
+    harness = start_harness(path, tmp_path, "-b", "docker", "-b", "native", "--seed", "7")
+    # Interrupt while a dozen containers idle (settle: 30 s).
+    interrupt_when(harness, lambda: len(_harness_owned(client, harness.pid)) >= 12)
+    assert _harness_owned(client, harness.pid) == []
+    assert idle_probes() == []
+
+
+def start_harness(path: Path, tmp_path: Path, *options: str) -> subprocess.Popen[bytes]:
+    """``isobench run PATH --plain OPTIONS`` in the background, results under ``tmp_path``."""
     argv = [sys.executable, "-m", "bench", "run", str(path), "-o", str(tmp_path / "out")]
-    harness = subprocess.Popen(
-        [*argv, "--plain", "-b", "docker", "-b", "native", "--seed", "7"],
+    return subprocess.Popen(
+        [*argv, "--plain", *options],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def interrupt_when(harness: subprocess.Popen[bytes], ready: Callable[[], bool]) -> None:
+    """SIGINT the harness once ``ready()`` (within 180 s); it must exit non-zero."""
     try:
-        deadline = time.monotonic() + 120
-        # Interrupt while a dozen containers idle (settle: 30 s).
-        while len(_harness_owned(client, harness.pid)) < 12:
-            assert harness.poll() is None, "the harness ended before starting the containers"
-            assert time.monotonic() < deadline, "the containers never all started"
+        deadline = time.monotonic() + 180
+        while not ready():
+            assert harness.poll() is None, "the harness ended before starting the instances"
+            assert time.monotonic() < deadline, "the instances never all started"
             time.sleep(0.2)
         harness.send_signal(signal.SIGINT)
         assert harness.wait(120) != 0
@@ -250,8 +262,6 @@ def test_ctrl_c_during_docker_and_native_density_leaves_nothing(
         if harness.poll() is None:
             harness.kill()
             harness.wait()
-    assert _harness_owned(client, harness.pid) == []
-    assert idle_probes() == []
 
 
 def interrupt_density_run(
@@ -268,25 +278,8 @@ def interrupt_density_run(
     # A timeout (so an idle time) of this test process's own: others may run these tests now.
     timeout = 400 + os.getpid() % 5000
     path.write_text(json.dumps({**data, "repeat": 2, "warmup": 0, "timeout": timeout}))
-    argv = [sys.executable, "-m", "bench", "run", str(path), "-o", str(tmp_path / "out")]
-    harness = subprocess.Popen(
-        [*argv, "--plain", "-b", backend, "--seed", "3"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while len(idle_probes(timeout)) < count:
-            assert harness.poll() is None, "the harness ended before starting the instances"
-            assert time.monotonic() < deadline, "the instances never all started"
-            time.sleep(0.2)
-        harness.send_signal(signal.SIGINT)
-        assert harness.wait(120) != 0
-    finally:
-        if harness.poll() is None:
-            harness.kill()
-            harness.wait()
+    harness = start_harness(path, tmp_path, "-b", backend, "--seed", "3")
+    interrupt_when(harness, lambda: len(idle_probes(timeout)) >= count)
     return idle_probes(timeout)
 
 
