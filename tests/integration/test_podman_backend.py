@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from bench.backends.base import Repetition
+from bench.backends.docker.support import RUN_LABEL
 from bench.backends.podman import PodmanBackend
 from bench.backends.podman.service import _SOCKET, SOCKET_PREFIX, _alive, rootless_account
 from bench.values import BackendUnavailable, Variant
@@ -187,7 +188,8 @@ def test_density_counts_conmon_and_removes_every_container(
     assert outcome.measurements[-2].metric == "density.pss_per_instance"
     assert outcome.measurements[-2].value > 400 * 1024
     client = backend._service(variant).client
-    assert client.containers.list(all=True, filters={"label": "isobench"}) == []
+    mine = {"label": f"{RUN_LABEL}={backend._ownership.run}"}  # the rootful store is shared
+    assert client.containers.list(all=True, filters=mine) == []
     backend.teardown()
     assert leftovers() == []
 
