@@ -32,15 +32,8 @@ from bench.backends.vagrant.vm import VIRSH, VagrantVM, VmSpec, domain_qemu_pid,
 from bench.scenario.model import NetworkWorkload
 from bench.values import BackendError, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, ExecResult, Executor
+from bench.workloads import network as net
 from bench.workloads.hostmem import process_tree
-from bench.workloads.network import (
-    LOOPBACK,
-    SERVER_PORT,
-    host_execute,
-    parse_server_port,
-    run_client,
-    server_argv,
-)
 
 MIB: Final = 1024 * 1024
 GIB: Final = 1024 * MIB
@@ -95,9 +88,9 @@ class VmNetwork:
         if self._endpoint is not None:
             return self._endpoint
         everywhere = "0.0.0.0"  # noqa: S104 - the guest's own interfaces, reached as below
-        argv = server_argv(GUEST_PROBE, everywhere, SERVER_PORT)
+        argv = net.server_argv(GUEST_PROBE, everywhere, net.SERVER_PORT)
         result = self.vm.execute(["sh", "-c", _START_SERVER, "sh", *self.prefix, *argv], timeout)
-        port = parse_server_port(result.stdout)
+        port = net.parse_server_port(result.stdout)
         hostname = (self.vm.ssh_options or {}).get("hostname", "")
         self._endpoint = (domain_address(self.vm.domain, hostname), port)
         return self._endpoint
@@ -113,11 +106,11 @@ class VmNetwork:
                 return self.vm.execute(argv, limit, prefix=self.prefix)
 
             execute: Executor = inside
-            outcome = run_client(execute, GUEST_PROBE, port, workload, left)
-            facts = {"net_path": f"guest loopback {LOOPBACK}:{port}"}
+            outcome = net.run_client(execute, GUEST_PROBE, port, workload, left)
+            facts = {"net_path": f"guest loopback {net.LOOPBACK}:{port}"}
         else:
-            outcome = run_client(
-                host_execute, self.host_probe, port, workload, left, address=address
+            outcome = net.run_client(
+                net.host_execute, self.host_probe, port, workload, left, address=address
             )
             facts = {
                 "net_path": (
