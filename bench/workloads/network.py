@@ -18,9 +18,11 @@ environment; the client runs on the host (``client: host``) or in the environmen
   ``iperf3 -c 127.0.0.1 -l BUFFER -t DURATION -O OMIT`` (the fact ``net_stream_iperf3``).
 
 Addresses are only ever 127.0.0.1 (host loopback, a published or forwarded loopback port,
-or the environment's own loopback); the probe takes numeric IPv4 addresses and resolves no
-names. Every loop is bounded by its count or duration, every socket read/write by a 30 s
-timeout in the probe, and every process by the repetition's timeout here.
+or the environment's own loopback) or, for a VM, the address of the harness's own domain on
+its libvirt NAT network (checked against ``virsh domifaddr`` first); the probe takes numeric
+IPv4 addresses and resolves no names. Every loop is bounded by its count or duration, every
+socket read/write by a 30 s timeout in the probe, and every process by the repetition's
+timeout here.
 """
 
 from __future__ import annotations
@@ -70,12 +72,14 @@ def server_argv(probe: str, address: str, port: int) -> list[str]:
     return [probe, "netserver", address, str(port)]
 
 
-def client_argv(probe: str, port: int, workload: NetworkWorkload) -> list[str]:
-    """argv of one client run (rr, connect, stream) against 127.0.0.1:``port``."""
+def client_argv(
+    probe: str, port: int, workload: NetworkWorkload, address: str = LOOPBACK
+) -> list[str]:
+    """argv of one client run (rr, connect, stream) against ``address``:``port``."""
     return [
         probe,
         "netclient",
-        LOOPBACK,
+        address,
         str(port),
         f"{workload.duration:g}",
         str(int(workload.buffer)),
@@ -117,10 +121,16 @@ def parse_client(stdout: str) -> Outcome:
 
 
 def run_client(
-    execute: Executor, probe: str, port: int, workload: NetworkWorkload, timeout: float
+    execute: Executor,
+    probe: str,
+    port: int,
+    workload: NetworkWorkload,
+    timeout: float,
+    *,
+    address: str = LOOPBACK,
 ) -> Outcome:
     """Run the client through ``execute`` (host or inside) and parse what it measured."""
-    result = execute(client_argv(probe, port, workload), timeout)
+    result = execute(client_argv(probe, port, workload, address), timeout)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip()[-400:]
         msg = f"network client exited with status {result.returncode}: {tail}"

@@ -1,4 +1,4 @@
-"""Are a scenario's tools on the host? (The native backend's check before it runs anything.)
+"""Are a scenario's tools there? On the host (native) or in a running environment (the VM).
 
 Inside the guest environment the same question is settled before the run starts (the built
 image and box contain ``requires:``, see :func:`bench.envbuild.rootfs.missing_packages`). On
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.scenario.model import CommandWorkload, DiskWorkload, Scenario
+from bench.workloads import Executor
 
 
 def programs(scenario: Scenario) -> list[str]:
@@ -63,3 +65,62 @@ def host_problems(scenario: Scenario) -> list[str]:
         if not _found(program)
     ]
     return out
+
+
+#: Prints ``missing-package NAME`` / ``missing-program NAME`` for each one absent (POSIX sh).
+_GUEST_CHECK = """
+for p in "$@"; do
+  case "$p" in
+  package:*) n=${p#package:}
+    s=$(dpkg-query -W -f='${db:Status-Status}' "$n" 2>/dev/null)
+    [ "$s" = installed ] || echo "missing-package $n" ;;
+  program:*) n=${p#program:}
+    command -v "$n" >/dev/null 2>&1 || echo "missing-program $n" ;;
+  esac
+done
+"""
+
+
+def parse_guest_check(stdout: str) -> tuple[list[str], list[str]]:
+    """(missing packages, missing programs) from the output of the guest check."""
+    packages: list[str] = []
+    programs_: list[str] = []
+    for line in stdout.splitlines():
+        kind, _, name = line.strip().partition(" ")
+        if kind == "missing-package" and name:
+            packages.append(name)
+        elif kind == "missing-program" and name:
+            programs_.append(name)
+    return packages, programs_
+
+
+def guest_problems(execute: Executor, scenario: Scenario, where: str, timeout: float) -> list[str]:
+    """Why the running environment ``where`` cannot run the scenario (empty: it can).
+
+    One ``sh`` call through ``execute`` asks dpkg for each ``requires:`` package and the
+    shell for each program the workload runs; the messages name the package and the command
+    that adds it, as ``validate``/``run`` do.
+    """
+    args: Sequence[str] = [
+        *(f"package:{name}" for name in scenario.requires),
+        *(f"program:{name}" for name in programs(scenario)),
+    ]
+    if not args:
+        return []
+    result = execute(["sh", "-c", _GUEST_CHECK, "sh", *args], timeout)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip()[-300:]
+        return [f"cannot check the workload's tools in {where}: {tail}"]
+    packages, missing = parse_guest_check(result.stdout)
+    return [
+        *(
+            f"package {name} (requires) is not installed in {where}: add it with: "
+            "isobench env build <this scenario file>"
+            for name in packages
+        ),
+        *(
+            f"program {name!r} (run by the workload) is not found in {where}; declare its "
+            "Debian package under requires: and run isobench env build <this scenario file>"
+            for name in missing
+        ),
+    ]

@@ -4,10 +4,14 @@
   (see :mod:`.startup` and :mod:`.marker`).
 * ``memory``: a fresh VM per repetition too (see :mod:`.memory`): a reused VM's QEMU keeps every
   page earlier repetitions touched, so its footprint would grow with the repetition number.
-* ``syscall`` / ``disk`` / ``command``: one VM per (scenario, variant), brought up
-  in :meth:`VagrantBackend.prepare` and reused by the repetitions; commands run over plain
+* ``syscall`` / ``disk`` / ``command`` / ``network``: one VM per (scenario, VM size), brought
+  up in :meth:`VagrantBackend.prepare` and reused by the repetitions; commands run over plain
   ``ssh`` with the options ``vagrant ssh-config`` printed (never ``vagrant ssh``: ~3 s of Ruby
-  start-up per call), multiplexed over one master connection.
+  start-up per call), multiplexed over one master connection. A ``command`` runs in the
+  storage under test (:data:`GUEST_DISK_DIR`); the workload's tools are checked in the guest
+  before any repetition (:func:`~bench.workloads.tools.guest_problems`, fio's engines).
+* ``network`` / ``density``: see :mod:`.netdensity` (the server in the guest, reached at the
+  VM's own libvirt NAT address; N fresh VMs, N capped by host memory).
 * Every variant is labelled with the accelerator actually used (``accel=tcg,cpus=2,memory=1024``)
   and each VM's QEMU command line is read back to confirm it.
 
@@ -23,13 +27,19 @@ import os
 import re
 import shutil
 import time
-from pathlib import Path
 from typing import Any, Final
 
 from bench.backends.base import Repetition
 from bench.backends.vagrant import accel as accel_mod
 from bench.backends.vagrant.cli import VagrantCli
+from bench.backends.vagrant.guest import (
+    GUEST_DISK_DIR,
+    check_tools,
+    domain_disk_facts,
+    run_command_in_storage,
+)
 from bench.backends.vagrant.memory import measure_memory
+from bench.backends.vagrant.netdensity import VmInstances, VmNetwork, density_cap
 from bench.backends.vagrant.startup import measure_startup
 from bench.backends.vagrant.vm import (
     VIRSH,
@@ -41,7 +51,16 @@ from bench.backends.vagrant.vm import (
     vms_root,
 )
 from bench.envbuild import box as box_mod
-from bench.scenario.model import DiskWorkload, Limits, MemoryWorkload, Scenario
+from bench.paths import cache_dir
+from bench.scenario.model import (
+    CommandWorkload,
+    DensityWorkload,
+    DiskWorkload,
+    Limits,
+    MemoryWorkload,
+    NetworkWorkload,
+    Scenario,
+)
 from bench.values import (
     Availability,
     BackendError,
@@ -52,33 +71,20 @@ from bench.values import (
 from bench.workloads import (
     GUEST_PROBE,
     Executor,
-    disk_placement,
+    build_probe,
     disk_variant,
-    run_command,
     run_disk,
     run_syscall,
 )
+from bench.workloads.density import mem_available, run_density
 
 log = logging.getLogger(__name__)
 
 MIB: Final = 1024 * 1024
-#: fio's directory in the guest: on the virtio root disk (ext4), not tmpfs.
-GUEST_DISK_DIR: Final = "/var/tmp/isobench"
 #: Floor for `vagrant up` in prepare(): the first boot also uploads the box into the pool.
 UP_TIMEOUT_FLOOR: Final = 600.0
-#: Workload kinds measured on a fresh VM per repetition (no VM kept by prepare()).
-FRESH_VM_KINDS: Final = frozenset({"startup", "memory"})
-#: Workload kinds the VM side does not run yet: a ``skipped`` row with this reason.
-UNSUPPORTED_KINDS: Final = {
-    "network": (
-        "network workloads are not implemented for VMs yet (planned: the probe's server in the "
-        "VM behind a port forwarded on 127.0.0.1)"
-    ),
-    "density": (
-        "density workloads are not implemented for VMs yet (planned: N VMs, N capped by host "
-        "memory with a message)"
-    ),
-}
+#: Workload kinds measured on fresh VMs per repetition (no VM kept by prepare()).
+FRESH_VM_KINDS: Final = frozenset({"startup", "memory", "density"})
 PROVISION_HINT: Final = "isobench provision  (or: sudo scripts/provision-libvirt.sh)"
 
 
@@ -118,6 +124,7 @@ class VagrantBackend:
         self._vm: VagrantVM | None = None
         self._vm_key: str | None = None
         self._vm_facts: dict[str, str] = {}
+        self._network: VmNetwork | None = None
         self._orphans_checked = False
         self._plugin_line: str | None = None
         self._notes: list[str] = []
@@ -170,13 +177,24 @@ class VagrantBackend:
         return Availability(True)
 
     def variants(self, scenario: Scenario) -> list[Variant]:
-        """One variant per VM size, labelled with the accelerator."""
+        """One variant per VM size, labelled with the accelerator (x client / x instances)."""
         accelerator = self.accelerator().accelerator
         workload = scenario.workload
-        extra = disk_variant(workload) if isinstance(workload, DiskWorkload) else {}
+        sweeps: list[dict[str, str]] = [{}]
+        if isinstance(workload, DiskWorkload):
+            sweeps = [disk_variant(workload)]
+        elif isinstance(workload, NetworkWorkload):
+            sweeps = [{"network": "libvirt-nat", "client": where} for where in workload.client]
+        elif isinstance(workload, DensityWorkload):
+            sweeps = [
+                {"instances": str(n), "start": mode}
+                for n in workload.instances
+                for mode in workload.start
+            ]
         return [
             variant_label(accelerator, size.cpus, int(size.memory), extra)
             for size in scenario.vagrant.sizes
+            for extra in sweeps
         ]
 
     def _spec(self, variant: Variant) -> VmSpec:
@@ -203,28 +221,37 @@ class VagrantBackend:
                 self._notes.append(f"removed leftovers of an interrupted run: {', '.join(removed)}")
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
-        """Destroy orphans; for non-startup workloads bring up the VM this pair reuses."""
-        if scenario.workload.kind in UNSUPPORTED_KINDS:
-            raise BackendUnavailable(UNSUPPORTED_KINDS[scenario.workload.kind])
+        """Destroy orphans; bring up the VM this pair reuses and check the workload's tools.
+
+        Startup, memory and density boot fresh VMs per repetition; a density count that does
+        not fit in host memory is refused here, before any VM starts.
+        """
         self._clean_orphans()
         if scenario.workload.kind in FRESH_VM_KINDS:
-            self._destroy_vm()  # these boot a fresh VM per repetition
+            self._destroy_vm()  # these boot fresh VMs per repetition
+            if isinstance(scenario.workload, DensityWorkload):
+                spec = self._spec(variant)
+                n = int(variant.params["instances"])
+                cap = density_cap(n, spec.memory_mb * MIB, spec.accel, mem_available())
+                if cap is not None:
+                    raise BackendUnavailable(cap)
             return
-        # Keyed on the variant only: the runner tears down after each scenario x variant block,
-        # so a run gets a fresh VM per pair; a caller without teardowns may share one VM.
-        key = variant.label
-        if self._vm is not None and self._vm_key == key:
-            return
-        self._destroy_vm()
-        vm = VagrantVM(self._spec(variant))
-        self._vm, self._vm_key = vm, key
-        try:
-            up = vm.up(timeout=max(scenario.timeout, UP_TIMEOUT_FLOOR))
-            vm.load_ssh_config()
-            self._vm_facts = self._inspect(vm, up)
-        except BaseException:
+        # Keyed on the VM itself (size, accelerator): the runner tears down after each
+        # scenario x variant block, so a run gets a fresh VM per pair; a caller without
+        # teardowns shares one VM across variants that differ only in what runs in it.
+        key = repr(self._spec(variant))
+        if self._vm is None or self._vm_key != key:
             self._destroy_vm()
-            raise
+            vm = VagrantVM(self._spec(variant))
+            self._vm, self._vm_key = vm, key
+            try:
+                up = vm.up(timeout=max(scenario.timeout, UP_TIMEOUT_FLOOR))
+                vm.load_ssh_config()
+                self._vm_facts = self._inspect(vm, up)
+            except BaseException:
+                self._destroy_vm()
+                raise
+        check_tools(self._vm, scenario, limits_prefix(scenario.limits))
 
     def _inspect(self, vm: VagrantVM, up_seconds: float) -> dict[str, str]:
         """Facts about a VM that just came up; also creates the guest's fio directory."""
@@ -256,7 +283,9 @@ class VagrantBackend:
             return self._with_facts(outcome, {})
         if isinstance(workload, MemoryWorkload):
             return self._fresh_memory(repetition, workload)
-        if self._vm is None or self._vm_key != repetition.variant.label:
+        if isinstance(workload, DensityWorkload):
+            return self._density(repetition, workload)
+        if self._vm is None or self._vm_key != repr(self._spec(repetition.variant)):
             self.prepare(scenario, repetition.variant)
         vm = self._vm
         assert vm is not None
@@ -267,21 +296,35 @@ class VagrantBackend:
             outcome = run_syscall(execute, GUEST_PROBE, workload, timeout)
         elif workload.kind == "disk":
             outcome = run_disk(execute, workload, GUEST_DISK_DIR, timeout)
-            outcome = Outcome(outcome.measurements, {**outcome.facts, **self._disk_facts(vm)})
-        elif workload.kind == "command":
-            outcome = run_command(execute, workload, timeout)
-        else:
-            raise BackendUnavailable(UNSUPPORTED_KINDS[workload.kind])
+            placement, note = domain_disk_facts(vm)
+            self._notes += [note] if note else []
+            outcome = Outcome(outcome.measurements, {**outcome.facts, **placement})
+        elif isinstance(workload, CommandWorkload):
+            outcome = run_command_in_storage(vm, prefix, workload, timeout)
+        elif isinstance(workload, NetworkWorkload):
+            outcome = self._network_of(vm, prefix).run(
+                workload, repetition.variant.params.get("client", "host"), timeout
+            )
+        else:  # pragma: no cover - the scenario model admits no other kind
+            msg = f"unsupported workload {workload!r}"
+            raise BackendError(msg)
         return self._with_facts(outcome, self._vm_facts)
 
-    def _disk_facts(self, vm: VagrantVM) -> dict[str, str]:
-        """Where the guest's disk (the fio file's home) lives on the host: the domain's image."""
-        image = run_quiet([*VIRSH, "vol-path", "--pool", "default", f"{vm.domain}.img"], 30)
-        path = image.stdout.strip()
-        if image.returncode != 0 or not path:
-            self._notes.append(f"disk image of {vm.domain} not found: {image.stderr.strip()}")
-            return {}
-        return disk_placement(Path(path))
+    def _network_of(self, vm: VagrantVM, prefix: list[str]) -> VmNetwork:
+        """The network server of the current VM (started at its first client run)."""
+        if self._network is None or self._network.vm is not vm:
+            self._network = VmNetwork(vm, str(build_probe(cache_dir())), prefix)
+        return self._network
+
+    def _density(self, repetition: Repetition, workload: DensityWorkload) -> Outcome:
+        """N fresh VMs at once (:mod:`bench.workloads.density`); all destroyed at the end."""
+        params = repetition.variant.params
+        instances = VmInstances(self._spec(repetition.variant), repetition.timeout, self._notes)
+        outcome = run_density(
+            instances, int(params["instances"]), params["start"], workload.settle,
+            repetition.timeout,
+        )  # fmt: skip
+        return self._with_facts(outcome, {"vm_per_repetition": "fresh"})
 
     def _fresh_memory(self, repetition: Repetition, workload: MemoryWorkload) -> Outcome:
         """Boot a fresh VM, measure it while the probe idles, destroy it (always)."""
@@ -313,6 +356,7 @@ class VagrantBackend:
 
     def _destroy_vm(self) -> None:
         vm, self._vm, self._vm_key, self._vm_facts = self._vm, None, None, {}
+        self._network = None  # its server dies with the VM
         if vm is not None:
             try:
                 vm.destroy()

@@ -1,0 +1,136 @@
+"""The VM side of network, density and command workloads: pure parts (no vagrant, no libvirt)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bench.backends.vagrant import netdensity
+from bench.backends.vagrant.accel import AccelInfo
+from bench.backends.vagrant.backend import VagrantBackend
+from bench.backends.vagrant.netdensity import (
+    GIB,
+    MEMORY_SHARE,
+    MIB,
+    density_cap,
+    domain_address,
+    parse_domifaddr,
+    vm_budget,
+    vms_that_fit,
+)
+from bench.scenario.model import NetworkWorkload, Scenario, parse_scenario
+from bench.values import BackendError
+from bench.workloads import ExecResult
+from bench.workloads.network import client_argv
+from bench.workloads.tools import guest_problems, parse_guest_check
+
+DOMIFADDR = """\
+ Name       MAC address          Protocol     Address
+-------------------------------------------------------------------------------
+ vnet3      52:54:00:8e:1a:07    ipv4         192.168.121.57/24
+"""
+
+
+def scenario(workload: dict[str, object], requires: Sequence[str] = ()) -> Scenario:
+    return parse_scenario(
+        {
+            "format_version": 1,
+            "name": "vm-unit",
+            "workload": workload,
+            "backends": ["vagrant"],
+            "requires": list(requires),
+        }
+    )
+
+
+def test_parse_domifaddr() -> None:
+    assert parse_domifaddr(DOMIFADDR) == ["192.168.121.57"]
+    assert parse_domifaddr("error: failed to get domain\n") == []
+
+
+def test_domain_address_refuses_an_address_libvirt_does_not_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fake_run(argv: Sequence[str], timeout: float) -> object:
+        assert list(argv[-4:]) == ["domifaddr", "isobench-1-ab_default", "--source", "lease"]
+        return type("P", (), {"stdout": DOMIFADDR, "stderr": "", "returncode": 0})()
+
+    monkeypatch.setattr(netdensity, "run_quiet", fake_run)
+    assert domain_address("isobench-1-ab_default", "192.168.121.57") == "192.168.121.57"
+    with pytest.raises(BackendError, match=r"refusing to connect to '10\.0\.0\.1'"):
+        domain_address("isobench-1-ab_default", "10.0.0.1")
+
+
+def test_client_argv_takes_the_vm_address() -> None:
+    workload = scenario({"kind": "network"}).workload
+    assert isinstance(workload, NetworkWorkload)
+    argv = client_argv("probe", 5201, workload, "192.168.121.57")
+    assert argv[2:4] == ["192.168.121.57", "5201"]
+
+
+def test_density_cap_fits_and_refuses_with_the_count_that_fits() -> None:
+    per_vm = vm_budget(1024 * MIB, "tcg")
+    assert per_vm == 1536 * MIB
+    available = 21 * GIB
+    fit = vms_that_fit(per_vm, available)
+    assert fit == int(available * MEMORY_SHARE) // per_vm == 11
+    assert density_cap(fit, 1024 * MIB, "tcg", available) is None
+    reason = density_cap(32, 1024 * MIB, "tcg", available)
+    assert reason is not None
+    assert reason.startswith("capped by host memory: 32 VMs need about 48.0 GiB")
+    assert "holds at most 11" in reason
+    assert "instances: [11]" in reason
+    # Under KVM QEMU's own share is smaller, so more fit.
+    assert vms_that_fit(vm_budget(1024 * MIB, "kvm"), available) > fit
+
+
+def test_parse_guest_check() -> None:
+    out = "missing-package sockperf\nmissing-program sockperf\nnoise\n"
+    assert parse_guest_check(out) == (["sockperf"], ["sockperf"])
+
+
+def test_guest_problems_name_the_package_and_the_command() -> None:
+    calls: list[list[str]] = []
+
+    def execute(argv: Sequence[str], timeout: float) -> ExecResult:
+        calls.append(list(argv))
+        return ExecResult(0, "missing-package stress-ng\nmissing-program stress-ng\n", "", 0.1)
+
+    sc = scenario({"kind": "command", "command": ["stress-ng", "--version"]}, ["stress-ng"])
+    problems = guest_problems(execute, sc, "the VM", 30)
+    assert calls[0][:2] == ["sh", "-c"]
+    assert calls[0][-2:] == ["package:stress-ng", "program:stress-ng"]
+    assert problems[0].startswith("package stress-ng (requires) is not installed in the VM")
+    assert "isobench env build" in problems[0]
+    assert problems[1].startswith("program 'stress-ng' (run by the workload) is not found")
+
+
+def test_guest_problems_runs_nothing_without_tools() -> None:
+    def execute(argv: Sequence[str], timeout: float) -> ExecResult:
+        raise AssertionError("nothing to check")
+
+    assert guest_problems(execute, scenario({"kind": "syscall"}), "the VM", 30) == []
+
+
+@pytest.fixture
+def tcg_backend() -> VagrantBackend:
+    backend = VagrantBackend()
+    backend._accel = AccelInfo("tcg", "test", True, True, True)
+    return backend
+
+
+def test_network_and_density_variants_carry_the_accelerator(tcg_backend: VagrantBackend) -> None:
+    network = tcg_backend.variants(scenario({"kind": "network", "client": ["host", "inside"]}))
+    assert [v.label for v in network] == [
+        "accel=tcg,cpus=2,memory=1024,network=libvirt-nat,client=host",
+        "accel=tcg,cpus=2,memory=1024,network=libvirt-nat,client=inside",
+    ]
+    density = tcg_backend.variants(scenario({"kind": "density", "instances": [1, 32]}))
+    assert [(v.params["instances"], v.params["start"]) for v in density] == [
+        ("1", "sequential"),
+        ("1", "concurrent"),
+        ("32", "sequential"),
+        ("32", "concurrent"),
+    ]
+    assert all(v.params["accel"] == "tcg" for v in density)
