@@ -65,3 +65,21 @@ class Backend(Protocol):
         environment.json and the report shows them. Never raises.
         """
         ...
+
+
+@runtime_checkable
+class KeepsEnvironment(Protocol):
+    """A backend that can keep one environment (a booted VM) across scenarios.
+
+    Between its blocks the runner calls :meth:`park` instead of ``teardown()``: the backend
+    keeps the environment but must leave it unable to disturb the other backends' measurements
+    (a VM is paused: no CPU). ``teardown()`` at the end of the run (or on Ctrl-C) releases it.
+    """
+
+    def shared_environment(self, scenario: Scenario, variant: Variant) -> str | None:
+        """Key of the kept environment this pair would run in (None: its own, fresh)."""
+        ...
+
+    def park(self) -> None:
+        """Keep the environment, idle and paused, for a later scenario. Never raises."""
+        ...

@@ -76,7 +76,7 @@ def estimates_for(args: argparse.Namespace, planned: common.Planned) -> list[Est
 
     out_dir: Path = args.out or results_dir()
     history = load_history(out_dir, host_identity()["fingerprint"])
-    return estimate(plan_rows(planned.items), history)
+    return estimate(plan_rows(planned.items, planned.usable), history)
 
 
 def show(args: argparse.Namespace, planned: common.Planned) -> int:

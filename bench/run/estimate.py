@@ -42,7 +42,8 @@ class Cost:
     factor: float  # workload time relative to native
     per_rep: float  # fixed seconds each repetition adds (container create/start, ssh)
     setup: float  # seconds to prepare and tear down one scenario x variant (a VM boot)
-    boot_per_startup: float = 0.0  # seconds of one startup repetition when it boots afresh
+    boot_per_startup: float = 0.0  # seconds of one startup/memory repetition's fresh boot
+    resume: float = 0.0  # seconds to take up an environment kept from an earlier scenario
 
 
 #: Stated defaults (development machine, 2 vCPU, TCG for the VM): see docs/report.md.
@@ -50,8 +51,10 @@ DEFAULT_COSTS: Final[Mapping[str, Cost]] = {
     "native": Cost(1.0, 0.0, 0.0),
     "sandbox": Cost(1.0, 0.01, 0.0),  # bubblewrap: about 9 ms per launch
     "docker": Cost(1.05, 0.6, 1.0),
-    "vagrant": Cost(10.0, 2.5, 60.0, boot_per_startup=55.0),
+    "vagrant": Cost(10.0, 2.5, 60.0, boot_per_startup=55.0, resume=1.0),
 }
+#: Workload kinds whose every repetition boots afresh where the backend boots (a VM).
+FRESH_KINDS: Final = frozenset({"startup", "memory"})
 #: A backend without its own defaults (a new one) is assumed to cost like a container.
 FALLBACK_COST: Final = DEFAULT_COSTS["docker"]
 #: A command workload's duration cannot be known in advance unless it states one.
@@ -168,6 +171,8 @@ def default_seconds(scenario: Scenario, backend: str) -> tuple[float, float]:
         return cost.boot_per_startup, 0.0
     fixed, work = native_parts(scenario)
     per_rep = fixed + cost.factor * work + cost.per_rep
+    if scenario.workload.kind in FRESH_KINDS and cost.boot_per_startup:
+        return min(per_rep + cost.boot_per_startup, scenario.timeout), 0.0
     return min(per_rep, scenario.timeout), cost.setup
 
 
@@ -201,6 +206,34 @@ def estimate(rows: Iterable[PlanRow], history: History | None = None) -> list[Es
         else:
             per_rep, setup = default_seconds(row.scenario, row.backend)
             out.append(Estimate(row, per_rep, setup, "default"))
+    return _shared_setup(out)
+
+
+def _shared_setup(estimates: list[Estimate]) -> list[Estimate]:
+    """Rows sharing a kept environment (one VM) pay its setup once, the first of them.
+
+    The first row (in plan order) gets the largest setup of the group (the boot); the others
+    the smallest one this host measured below it (taking up the paused VM), else the stated
+    ``resume`` default.
+    """
+    groups: dict[str, list[int]] = {}
+    for number, item in enumerate(estimates):
+        if item.row.shared is not None:
+            groups.setdefault(f"{item.row.backend}:{item.row.shared}", []).append(number)
+    out = list(estimates)
+    for members in groups.values():
+        boot = max(estimates[i].setup for i in members)
+        measured = [
+            estimates[i].setup
+            for i in members
+            if estimates[i].source == "history" and estimates[i].setup < boot
+        ]
+        backend = estimates[members[0]].row.backend
+        resume = min(measured) if measured else DEFAULT_COSTS.get(backend, FALLBACK_COST).resume
+        for position, i in enumerate(members):
+            item = estimates[i]
+            setup = boot if position == 0 else resume
+            out[i] = Estimate(item.row, item.per_rep, setup, item.source)
     return out
 
 

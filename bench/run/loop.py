@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.backends.base import Backend
+from bench.backends.base import Backend, KeepsEnvironment
 from bench.results import RunWriter, Sample
 from bench.run.adaptive import Precision, precision
 from bench.run.plan import PlannedItem, Unit, interleaves
@@ -75,6 +75,7 @@ class Runner:
     #: one record per adaptive unit: repetitions taken, precision reached, cap hit
     adaptive: list[dict[str, Any]] = field(default_factory=list)
     _scenario: str = ""  # the scenario running (teardown times are attributed to it)
+    _parked: set[str] = field(default_factory=set)  # backends keeping an environment (a VM)
     _position: int = 0
     _total: int = 0
     rows: Rows = field(init=False)
@@ -94,14 +95,20 @@ class Runner:
         groups: dict[str, list[PlannedItem]] = {}
         for item in items:
             groups.setdefault(item.scenario.name, []).append(item)
-        for group in groups.values():
-            self._run_scenario(group)
+        try:
+            for group in groups.values():
+                self._run_scenario(group)
+        finally:  # environments kept across scenarios (a parked VM) end with the run
+            for name in list(self._parked):
+                self._parked.discard(name)
+                self._teardown(name)
 
     def _run_scenario(self, items: list[PlannedItem]) -> None:
         """Run one scenario's items in plan order.
 
         Interleaved pairs are prepared up front; a non-interleaved block (a VM) is prepared
-        just before its first item and torn down right after its last, with the interleaved
+        just before its first item and released right after its last (parked if it keeps its
+        environment for a later scenario, else torn down), with the interleaved
         backends torn down while it runs and prepared again after it.
         """
         units: dict[Unit, list[PlannedItem]] = {}
@@ -132,7 +139,7 @@ class Runner:
                 else:
                     for member in block:
                         self._advance(member)
-                self._teardown(item.unit[0])
+                self._release(item.unit[0])
                 position += len(block)
                 rest = items[position:]
                 ready = {u for u in ready if self._prepare_rest(u, rest, touched)}
@@ -141,7 +148,7 @@ class Runner:
             self._teardown_all(dict.fromkeys(u[0] for u in mixed))
         finally:
             for name in dict.fromkeys(touched):
-                self._teardown(name)
+                self._release(name)
 
     def _adapt(
         self,
@@ -214,6 +221,7 @@ class Runner:
     def _reprepare(self, item: PlannedItem, touched: list[str]) -> bool:
         """Prepare a unit again for adaptive repetitions; a failure is logged, no rows."""
         touched.append(item.backend)
+        self._parked.discard(item.backend)
         try:
             self.backends[item.backend].prepare(item.scenario, item.variant)
         except Exception:  # adaptive repetitions are extra: stop them, keep what was measured
@@ -236,6 +244,7 @@ class Runner:
         first = unit_items[0]
         backend = self.backends[first.backend]
         touched.append(first.backend)
+        self._parked.discard(first.backend)  # taken up again (a parked VM resumes)
         self.progress.message(
             f"preparing {first.scenario.name} on {first.backend}/{first.variant.label}"
         )
@@ -252,6 +261,19 @@ class Runner:
             return False
         self.timing.prepare(first, time.perf_counter() - started)
         return True
+
+    def _release(self, name: str) -> None:
+        """End of a block: park a backend that keeps its environment, else tear it down."""
+        backend = self.backends[name]
+        if not isinstance(backend, KeepsEnvironment):
+            self._teardown(name)
+            return
+        if name in self._parked:
+            return
+        started = time.perf_counter()
+        backend.park()  # never raises: a VM it cannot pause it destroys (and notes why)
+        self._parked.add(name)
+        self.timing.teardown(self._scenario, name, time.perf_counter() - started)
 
     def _teardown(self, name: str) -> None:
         started = time.perf_counter()

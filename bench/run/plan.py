@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bench.backends.base import Backend
+from bench.backends.base import Backend, KeepsEnvironment
 from bench.scenario.model import Scenario
 from bench.values import Variant
 
@@ -75,8 +75,13 @@ def plan(
     repeat_override: int | None = None,
     seed: int = 0,
 ) -> list[PlannedItem]:
-    """Every repetition to run, in execution order (``backends``: the available ones)."""
-    items: list[PlannedItem] = []
+    """Every repetition to run, in execution order (``backends``: the available ones).
+
+    Scenarios run in the order given, except that those sharing a kept environment (one booted
+    VM, see :class:`~bench.backends.base.KeepsEnvironment`) are moved up next to the first of
+    them, so that environment is brought up once and not once per scenario.
+    """
+    planned: list[tuple[Scenario, list[tuple[str, Variant]]]] = []
     for original in scenarios:
         scenario = original.with_repeat(repeat_override) if repeat_override else original
         pairs = [
@@ -85,10 +90,41 @@ def plan(
             if name in scenario.backends
             for variant in backend.variants(scenario)
         ]
+        planned.append((scenario, pairs))
+    items: list[PlannedItem] = []
+    for scenario, pairs in _sharing_together(planned, backends):
         items += _scenario_order(
             scenario, pairs, backends, random.Random(f"{seed}:{scenario.name}")
         )
     return items
+
+
+def _sharing_together(
+    planned: list[tuple[Scenario, list[tuple[str, Variant]]]], backends: Mapping[str, Backend]
+) -> list[tuple[Scenario, list[tuple[str, Variant]]]]:
+    """``planned`` with scenarios that share a kept environment moved next to the first one."""
+    groups: dict[object, list[tuple[Scenario, list[tuple[str, Variant]]]]] = {}
+    for number, (scenario, pairs) in enumerate(planned):
+        keys = sorted(shared_keys(scenario, pairs, backends))
+        groups.setdefault(keys[0] if keys else number, []).append((scenario, pairs))
+    return [entry for group in groups.values() for entry in group]
+
+
+def shared_keys(
+    scenario: Scenario, pairs: Iterable[tuple[str, Variant]], backends: Mapping[str, Backend]
+) -> set[str]:
+    """Keys (``backend:key``) of the kept environments the pairs of ``scenario`` run in."""
+    keys = set()
+    for name, variant in pairs:
+        backend = backends[name]
+        key = (
+            backend.shared_environment(scenario, variant)
+            if isinstance(backend, KeepsEnvironment)
+            else None
+        )
+        if key is not None:
+            keys.add(f"{name}:{key}")
+    return keys
 
 
 def _scenario_order(
@@ -240,6 +276,8 @@ class PlanRow:
     repetitions: int
     #: most measured repetitions (adaptive: up to ``max_repeat``; else == repetitions)
     cap: int
+    #: key of the environment kept across scenarios this row runs in (a VM), if any
+    shared: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -247,23 +285,32 @@ class PlanRow:
         return (self.scenario.name, self.backend, self.variant)
 
 
-def plan_rows(items: Iterable[PlannedItem]) -> list[PlanRow]:
+def plan_rows(
+    items: Iterable[PlannedItem], backends: Mapping[str, Backend] | None = None
+) -> list[PlanRow]:
     """The plan grouped per scenario x backend x variant.
 
     Scenarios in execution order; within one, native first, then backends and variants by
-    name (the execution order itself is shuffled per round).
+    name (the execution order itself is shuffled per round). With ``backends``, each row
+    names the kept environment it shares (:func:`shared_keys`).
     """
     counts: dict[tuple[str, str, str], list[int]] = {}
     scenarios: dict[str, Scenario] = {}
+    shared: dict[tuple[str, str, str], str | None] = {}
     for item in items:
         scenarios[item.scenario.name] = item.scenario
-        tally = counts.setdefault((item.scenario.name, item.backend, item.variant.label), [0, 0])
+        key = (item.scenario.name, item.backend, item.variant.label)
+        tally = counts.setdefault(key, [0, 0])
         tally[0 if item.warmup else 1] += 1
+        if backends is not None and key not in shared:
+            found = shared_keys(item.scenario, [(item.backend, item.variant)], backends)
+            shared[key] = found.pop() if found else None
     rows = []
     for (name, backend, variant), (warmups, reps) in counts.items():
         scenario = scenarios[name]
         cap = max(reps, scenario.repeat_cap) if scenario.precision is not None and reps else reps
-        rows.append(PlanRow(scenario, backend, variant, warmups, reps, cap))
+        own = shared.get((name, backend, variant))
+        rows.append(PlanRow(scenario, backend, variant, warmups, reps, cap, own))
     order = {name: number for number, name in enumerate(scenarios)}
     return sorted(
         rows, key=lambda r: (order[r.scenario.name], r.backend != NATIVE, r.backend, r.variant)

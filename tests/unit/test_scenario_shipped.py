@@ -1,4 +1,4 @@
-"""The scenarios shipped in scenarios/ and their documentation."""
+"""The scenarios shipped in scenarios/ (the default suite) and scenarios/extended/."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from bench.scenario.model import Scenario, sub_models, workload_classes
 from bench.workloads import CONTRACT
 
 SCENARIOS = paths.REPO_ROOT / "scenarios"
+EXTENDED = SCENARIOS / "extended"
+#: The default suite (`nox -s bench`, a bare `isobench run`): one file per classic workload.
+DEFAULT_SUITE = {"disk", "memory", "network", "startup", "syscall"}
 README = (SCENARIOS / "README.md").read_text(encoding="utf-8")
 
 
 def test_shipped_scenarios_validate_every_workload_kind_covered():
-    loaded = load_scenarios([SCENARIOS])
+    loaded = load_scenarios([SCENARIOS, EXTENDED])
     kinds = {item.scenario.workload.kind for item in loaded}
     assert kinds == set(CONTRACT)
     for item in loaded:
@@ -26,8 +29,37 @@ def test_shipped_scenarios_validate_every_workload_kind_covered():
         assert item.scenario.timeout >= 300  # a VM under software emulation is slow
 
 
-def test_shipped_scenarios_are_sized_for_a_short_default_run():
+def test_default_suite_is_the_classic_scenarios_and_extended_is_not_in_it():
+    assert {item.scenario.name for item in load_scenarios([SCENARIOS])} == DEFAULT_SUITE
+    extended = {item.scenario.name for item in load_scenarios([EXTENDED])}
+    assert extended == {
+        "command",
+        "density",
+        "felter-cpu",
+        "felter-memory-bandwidth",
+        "felter-randread-qd32",
+    }
+    assert "scenarios/extended/" in README
+
+
+def test_default_suite_keeps_every_rung_of_the_ladder():
+    """startup, syscall and memory ask for every backend and the runtimes of the ladder."""
+    ladders = [i.scenario for i in load_scenarios([SCENARIOS]) if i.scenario.ladder]
+    assert {s.name for s in ladders} == {"memory", "startup", "syscall"}
+    for scenario in ladders:
+        assert set(scenario.backends) == {"native", "sandbox", "docker", "podman", "vagrant"}
+        assert "runsc" in scenario.docker.runtimes
+
+
+def test_fresh_vm_scenarios_take_no_vm_warmup():
+    """Each VM repetition of startup and memory boots afresh: a warm-up boot warms nothing."""
     for item in load_scenarios([SCENARIOS]):
+        if item.scenario.workload.kind in {"startup", "memory"}:
+            assert item.scenario.counts_for("vagrant")[0] == 0, item.path
+
+
+def test_shipped_scenarios_are_sized_for_a_short_default_run():
+    for item in load_scenarios([SCENARIOS, EXTENDED]):
         s = item.scenario
         # syscall is the gating scenario: it takes the n the gate calibration asks for
         # (tests/unit/test_compare_gate.py, GATE_N); its repetitions take about a second

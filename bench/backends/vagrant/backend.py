@@ -4,12 +4,13 @@
   (see :mod:`.startup` and :mod:`.marker`).
 * ``memory``: a fresh VM per repetition too (see :mod:`.memory`): a reused VM's QEMU keeps every
   page earlier repetitions touched, so its footprint would grow with the repetition number.
-* ``syscall`` / ``disk`` / ``command`` / ``network``: one VM per (scenario, VM size), brought
-  up in :meth:`VagrantBackend.prepare` and reused by the repetitions; commands run over plain
-  ``ssh`` with the options ``vagrant ssh-config`` printed (never ``vagrant ssh``: ~3 s of Ruby
-  start-up per call), multiplexed over one master connection. A ``command`` runs in the
-  storage under test (:data:`GUEST_DISK_DIR`); the workload's tools are checked in the guest
-  before any repetition (:func:`~bench.workloads.tools.guest_problems`, fio's engines).
+* ``syscall`` / ``disk`` / ``command`` / ``network``: one VM per size, brought up in
+  :meth:`VagrantBackend.prepare` and kept across these scenarios (paused between blocks, see
+  :mod:`.shared`); commands run over plain ``ssh`` with the options ``vagrant ssh-config``
+  printed (never ``vagrant ssh``: ~3 s of Ruby start-up per call), multiplexed over one
+  master connection. A ``command`` runs in the storage under test (:data:`GUEST_DISK_DIR`);
+  the workload's tools are checked in the guest before any repetition
+  (:func:`~bench.workloads.tools.guest_problems`, fio's engines).
 * ``network`` / ``density``: see :mod:`.netdensity` (the server in the guest, reached at the
   VM's own libvirt NAT address; N fresh VMs, N capped by host memory).
 * Every variant is labelled with the accelerator actually used (``accel=tcg,cpus=2,memory=1024``)
@@ -40,6 +41,7 @@ from bench.backends.vagrant.guest import (
 )
 from bench.backends.vagrant.memory import measure_memory
 from bench.backends.vagrant.netdensity import VmInstances, VmNetwork, density_cap
+from bench.backends.vagrant.shared import SHARED_KINDS, KeptVm, vm_key
 from bench.backends.vagrant.startup import measure_startup
 from bench.backends.vagrant.vm import (
     VIRSH,
@@ -83,8 +85,6 @@ log = logging.getLogger(__name__)
 MIB: Final = 1024 * 1024
 #: Floor for `vagrant up` in prepare(): the first boot also uploads the box into the pool.
 UP_TIMEOUT_FLOOR: Final = 600.0
-#: Workload kinds measured on fresh VMs per repetition (no VM kept by prepare()).
-FRESH_VM_KINDS: Final = frozenset({"startup", "memory", "density"})
 PROVISION_HINT: Final = "isobench provision  (or: sudo scripts/provision-libvirt.sh)"
 
 
@@ -121,9 +121,7 @@ class VagrantBackend:
 
     def __init__(self) -> None:
         self._accel: accel_mod.AccelInfo | None = None
-        self._vm: VagrantVM | None = None
-        self._vm_key: str | None = None
-        self._vm_facts: dict[str, str] = {}
+        self._kept: KeptVm | None = None  # the VM syscall/disk/command/network share
         self._network: VmNetwork | None = None
         self._orphans_checked = False
         self._plugin_line: str | None = None
@@ -220,15 +218,23 @@ class VagrantBackend:
             if removed:
                 self._notes.append(f"removed leftovers of an interrupted run: {', '.join(removed)}")
 
-    def prepare(self, scenario: Scenario, variant: Variant) -> None:
-        """Destroy orphans; bring up the VM this pair reuses and check the workload's tools.
+    def shared_environment(self, scenario: Scenario, variant: Variant) -> str | None:
+        """The kept VM's key for syscall/disk/command (one VM per size); None otherwise."""
+        return vm_key(variant) if scenario.workload.kind in SHARED_KINDS else None
 
-        Startup, memory and density boot fresh VMs per repetition; a density count that does
-        not fit in host memory is refused here, before any VM starts.
+    def prepare(self, scenario: Scenario, variant: Variant) -> None:
+        """Destroy orphans; bring up (or resume) the kept VM and check the workload's tools.
+
+        Startup, memory and density boot fresh VMs per repetition (a kept VM is destroyed
+        first); a density count that does not fit in host memory is refused here, before any
+        VM starts.
         """
         self._clean_orphans()
-        if scenario.workload.kind in FRESH_VM_KINDS:
-            self._destroy_vm()  # these boot fresh VMs per repetition
+        key = self.shared_environment(scenario, variant)
+        if key is None:
+            # A kept VM beside the measured ones would share QEMU's pages with them (lower
+            # PSS) and take host memory: destroy it.
+            self._destroy_vm()
             if isinstance(scenario.workload, DensityWorkload):
                 spec = self._spec(variant)
                 n = int(variant.params["instances"])
@@ -236,22 +242,45 @@ class VagrantBackend:
                 if cap is not None:
                     raise BackendUnavailable(cap)
             return
-        # Keyed on the VM itself (size, accelerator): the runner tears down after each
-        # scenario x variant block, so a run gets a fresh VM per pair; a caller without
-        # teardowns shares one VM across variants that differ only in what runs in it.
-        key = repr(self._spec(variant))
-        if self._vm is None or self._vm_key != key:
-            self._destroy_vm()
-            vm = VagrantVM(self._spec(variant))
-            self._vm, self._vm_key = vm, key
+        check_tools(self._take_up(scenario, variant, key), scenario, limits_prefix(scenario.limits))
+
+    def _take_up(self, scenario: Scenario, variant: Variant, key: str) -> VagrantVM:
+        """The kept VM for ``key``: resumed if paused, else a freshly booted one."""
+        if self._kept is not None and self._kept.key == key:
             try:
-                up = vm.up(timeout=max(scenario.timeout, UP_TIMEOUT_FLOOR))
-                vm.load_ssh_config()
-                self._vm_facts = self._inspect(vm, up)
-            except BaseException:
-                self._destroy_vm()
-                raise
-        check_tools(self._vm, scenario, limits_prefix(scenario.limits))
+                self._kept.use(scenario.name)
+            except BackendError as exc:  # cannot resume: boot a new one below
+                self._notes.append(f"resuming {self._kept.vm.name} failed ({exc}); rebooted")
+            else:
+                return self._kept_vm()
+        self._destroy_vm()
+        vm = VagrantVM(self._spec(variant))
+        self._kept = KeptVm(vm, key, {})
+        try:
+            up = vm.up(timeout=max(scenario.timeout, UP_TIMEOUT_FLOOR))
+            vm.load_ssh_config()
+            self._kept = KeptVm(vm, key, self._inspect(vm, up))
+            self._kept.use(scenario.name)
+        except BaseException:
+            self._destroy_vm()
+            raise
+        return vm
+
+    def _kept_vm(self) -> VagrantVM:
+        """The kept VM (a :class:`VagrantVM`; the type :class:`KeptVm` sees is narrower)."""
+        assert self._kept is not None
+        vm = self._kept.vm
+        assert isinstance(vm, VagrantVM)
+        return vm
+
+    def park(self) -> None:
+        """Between blocks: pause the kept VM (no CPU) for a later scenario; never raises."""
+        if self._kept is None:
+            return
+        reason = self._kept.pause()
+        if reason is not None:
+            self._notes.append(f"pausing {self._kept.vm.name} failed ({reason}); destroyed")
+            self._destroy_vm()
 
     def _inspect(self, vm: VagrantVM, up_seconds: float) -> dict[str, str]:
         """Facts about a VM that just came up; also creates the guest's fio directory."""
@@ -285,10 +314,10 @@ class VagrantBackend:
             return self._fresh_memory(repetition, workload)
         if isinstance(workload, DensityWorkload):
             return self._density(repetition, workload)
-        if self._vm is None or self._vm_key != repr(self._spec(repetition.variant)):
+        kept = self._kept
+        if kept is None or kept.paused or kept.key != vm_key(repetition.variant):
             self.prepare(scenario, repetition.variant)
-        vm = self._vm
-        assert vm is not None
+        vm = self._kept_vm()
         prefix = limits_prefix(scenario.limits)
         execute: Executor = functools.partial(vm.execute, prefix=prefix)
         timeout = repetition.timeout
@@ -308,7 +337,8 @@ class VagrantBackend:
         else:  # pragma: no cover - the scenario model admits no other kind
             msg = f"unsupported workload {workload!r}"
             raise BackendError(msg)
-        return self._with_facts(outcome, self._vm_facts)
+        kept_facts = self._kept.facts() if self._kept is not None else {}
+        return self._with_facts(outcome, kept_facts)
 
     def _network_of(self, vm: VagrantVM, prefix: list[str]) -> VmNetwork:
         """The network server of the current VM (started at its first client run)."""
@@ -355,9 +385,10 @@ class VagrantBackend:
         return Outcome(outcome.measurements, facts)
 
     def _destroy_vm(self) -> None:
-        vm, self._vm, self._vm_key, self._vm_facts = self._vm, None, None, {}
+        kept, self._kept = self._kept, None
         self._network = None  # its server dies with the VM
-        if vm is not None:
+        if kept is not None:
+            vm = kept.vm
             try:
                 vm.destroy()
             except BackendError as exc:

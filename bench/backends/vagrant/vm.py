@@ -239,6 +239,21 @@ class VagrantVM:
         """PID of this VM's QEMU process, from libvirt's pid file, checked against its cmdline."""
         return domain_qemu_pid(self.domain)
 
+    def pause(self) -> None:
+        """Suspend the domain (``virsh suspend``): its vCPUs stop, its memory stays."""
+        self.close_ssh()  # an idle master would time out (ServerAliveInterval) meanwhile
+        self._virsh("suspend")
+
+    def resume(self) -> None:
+        """Resume a suspended domain (``virsh resume``)."""
+        self._virsh("resume")
+
+    def _virsh(self, verb: str) -> None:
+        proc = run_quiet([*VIRSH, verb, self.domain], 60)
+        if proc.returncode != 0:
+            msg = f"virsh {verb} {self.domain} failed: {proc.stderr.strip()[-400:]}"
+            raise VagrantError(msg)
+
     def destroy(self, timeout: float = 180.0) -> float:
         """``vagrant destroy -f`` (falls back to virsh); return the vagrant call's wall time."""
         self.close_ssh()
