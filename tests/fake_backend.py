@@ -128,6 +128,29 @@ class FakeBackend:
         return {"kind": "fake", "variants": list(self.script.variants)}
 
 
+class KeepingFakeBackend(FakeBackend):
+    """A fake that keeps one environment across scenarios of ``shared_kinds`` (like a VM)."""
+
+    def __init__(
+        self,
+        name: str = "fake",
+        script: FakeScript | None = None,
+        *,
+        shared_kinds: Sequence[str] = (),
+        journal: list[str] | None = None,
+    ) -> None:
+        super().__init__(name, script, interleave=False, journal=journal)
+        self.shared_kinds = frozenset(shared_kinds)
+
+    def shared_environment(self, scenario: Scenario, variant: Variant) -> str | None:
+        """The one kept environment for the shared kinds."""
+        return "env" if scenario.workload.kind in self.shared_kinds else None
+
+    def park(self) -> None:
+        """Record the call."""
+        self.journal.append(f"{self.name}:park")
+
+
 def register_fake(
     name: str = "fake",
     script: FakeScript | None = None,

@@ -2,11 +2,13 @@
 
 ``quick``    CI smoke test: every backend and variant once, no warm-up. Proves the suite runs;
              proves nothing about performance (n = 1 has no confidence interval).
-``default``  each scenario's own ``repeat``/``warmup``/``precision`` (what ``nox -s bench``
-             runs), except that VM variants take at most 3 measured repetitions unless the
-             scenario sets ``vagrant.repeat``: a VM under software emulation costs 10-50x a
-             container per repetition (the README gives the plan and the measured time of the
-             shipped suite on a 2-core host).
+``default``  what ``nox -s bench`` runs, sized to finish within about 10 minutes on a 2-core
+             host with a VM under software emulation: each scenario's own ``warmup`` and
+             ``precision`` but at most 3 measured repetitions per item, and at most 2 for a VM
+             (unless the scenario sets ``vagrant.repeat``): a VM repetition costs 10-50x a
+             container's, a fresh boot about a minute. Too few for a confidence interval of the
+             median (the report says so per item); ``publish`` takes the n the claims need.
+             The README gives the plan and the measured time of the default suite.
 ``publish``  what the report's claims need: at least 10 measured repetitions (from 6 on, the
              median's interval reaches 95 % coverage; Mann-Whitney in ``compare`` needs 8+
              a side for q < 0.05 after correction), one warm-up, and adaptive repetitions
@@ -38,6 +40,7 @@ class Profile:
     max_repeat: int | None = None
     exact: bool = False  # drop adaptive repetitions altogether
     vm_repeat: int | None = None  # at most this many VM repetitions (unless vagrant.repeat)
+    most_repeat: int | None = None  # at most this many measured repetitions (any backend)
 
 
 PROFILES: Final = {
@@ -45,7 +48,10 @@ PROFILES: Final = {
         "quick", "CI smoke: every backend once, no warm-up", repeat=1, warmup=0, exact=True
     ),
     "default": Profile(
-        "default", "each scenario's own repeat, warmup and precision; VMs at most 3", vm_repeat=3
+        "default",
+        "the ~10-minute suite: at most 3 repetitions per item (VMs 2), the scenario's warm-up",
+        vm_repeat=2,
+        most_repeat=3,
     ),
     "publish": Profile(
         "publish",
@@ -69,6 +75,7 @@ def apply(
 ) -> Scenario:
     """``scenario`` with the profile's counts, then the command line's overrides."""
     new_repeat = profile.repeat or max(scenario.repeat, profile.min_repeat or 0)
+    new_repeat = min(new_repeat, profile.most_repeat or new_repeat)
     new_warmup = profile.warmup if profile.warmup is not None else scenario.warmup
     new_warmup = max(new_warmup, profile.min_warmup or 0)
     new_precision = scenario.precision or profile.precision
@@ -86,8 +93,12 @@ def apply(
         repeat=bool(profile.repeat or profile.min_repeat or repeat),
         warmup=profile.warmup is not None or profile.min_warmup is not None,
     )
-    if profile.vm_repeat and not repeat and base.vagrant.repeat is None:
+    own = base.vagrant.repeat
+    if profile.vm_repeat and not repeat and own is None:
         vm = base.vagrant.model_copy(update={"repeat": min(profile.vm_repeat, new_repeat)})
+        base = base.model_copy(update={"vagrant": vm})
+    elif profile.most_repeat and not repeat and own is not None:
+        vm = base.vagrant.model_copy(update={"repeat": min(own, profile.most_repeat)})
         base = base.model_copy(update={"vagrant": vm})
     return base.with_counts(
         repeat=new_repeat, warmup=new_warmup, precision=new_precision, max_repeat=new_max

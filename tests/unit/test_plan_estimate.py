@@ -12,7 +12,13 @@ import pytest
 from bench.run import adaptive, estimate, profiles
 from bench.run.plan import parse_filter, plan, plan_rows, select
 from bench.scenario.model import Scenario, parse_scenario
-from tests.fake_backend import FakeBackend, FakeScript, register_fakes, scenario_data
+from tests.fake_backend import (
+    FakeBackend,
+    FakeScript,
+    KeepingFakeBackend,
+    register_fakes,
+    scenario_data,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +66,9 @@ def test_profiles() -> None:
     quick = profiles.apply(base, profiles.PROFILES["quick"])
     assert (quick.repeat, quick.warmup, quick.precision) == (1, 0, None)
     default = profiles.apply(base, profiles.PROFILES["default"])
-    assert (default.repeat, default.warmup, default.precision) == (5, 2, 0.1)
+    assert (default.repeat, default.warmup, default.precision) == (3, 2, 0.1)
+    assert default.counts_for("vagrant") == (2, 2)  # VMs: at most 2 measured repetitions
+    assert profiles.apply(scenario(repeat=2), profiles.PROFILES["default"]).repeat == 2
     publish = profiles.apply(base, profiles.PROFILES["publish"])
     assert (publish.repeat, publish.warmup, publish.precision, publish.max_repeat) == (
         10, 2, 0.1, 30,
@@ -125,6 +133,39 @@ def test_a_vm_may_take_fewer_repetitions_than_the_scenario() -> None:
     assert quick.counts_for("vagrant") == (0, 1)
     assert profiles.apply(s, profiles.PROFILES["default"], repeat=3).counts_for("vagrant") == (0, 3)
     assert profiles.apply(s, profiles.PROFILES["default"]).counts_for("vagrant") == (0, 2)
+    single = scenario(backends=["a", "vagrant"], repeat=4, vagrant={"repeat": 1})
+    assert profiles.apply(single, profiles.PROFILES["default"]).counts_for("vagrant") == (1, 1)
+
+
+def test_a_kept_vm_is_booted_once_in_the_estimate(tmp_path: Path) -> None:
+    """Rows sharing a kept environment: the first pays the boot, the others the resume."""
+    vm = KeepingFakeBackend("vagrant", shared_kinds=("syscall", "disk"))
+    backends = {"a": FakeBackend("a"), "vagrant": vm}
+    one = scenario(name="one", backends=["a", "vagrant"], workload={"kind": "syscall"})
+    fresh = scenario(name="two", backends=["a", "vagrant"], workload={"kind": "memory"})
+    three = scenario(name="three", backends=["a", "vagrant"], workload={"kind": "disk"})
+    rows = plan_rows(plan([one, fresh, three], backends), backends)
+    assert [(r.scenario.name, r.backend, r.shared) for r in rows] == [
+        ("one", "a", None), ("one", "vagrant", "vagrant:env"), ("three", "a", None),
+        ("three", "vagrant", "vagrant:env"), ("two", "a", None), ("two", "vagrant", None),
+    ]  # fmt: skip
+    cost = estimate.DEFAULT_COSTS["vagrant"]
+    setups = [e.setup for e in estimate.estimate(rows) if e.row.backend == "vagrant"]
+    assert setups == [cost.setup, cost.resume, 0.0]  # memory boots in every repetition
+    # from this host's history: the boot and the resume as measured
+    history = estimate.History()
+    for name, setup in (("one", 50.0), ("three", 0.4), ("two", 0.0)):
+        history.add({"scenario": name, "backend": "vagrant", "variant": "default",
+                     "rep_s": [1.0], "prepare_s": setup})  # fmt: skip
+    setups = [e.setup for e in estimate.estimate(rows, history) if e.row.backend == "vagrant"]
+    assert setups == [50.0, 0.4, 0.0]
+
+
+def test_a_fresh_vm_memory_repetition_is_estimated_with_its_boot() -> None:
+    memory = scenario(workload={"kind": "memory", "alloc": "64MiB", "idle": 2})
+    per_rep, setup = estimate.default_seconds(memory, "vagrant")
+    assert setup == 0.0
+    assert per_rep > estimate.DEFAULT_COSTS["vagrant"].boot_per_startup
 
 
 def test_history_of_an_unreadable_directory_is_empty(tmp_path: Path) -> None:

@@ -20,7 +20,13 @@ from bench.run.runner import RunResult, execute_run, plan
 from bench.scenario.loader import LoadedScenario
 from bench.scenario.model import parse_scenario
 from bench.values import Availability, Measurement, Outcome
-from tests.fake_backend import FakeBackend, FakeScript, register_fakes, scenario_data
+from tests.fake_backend import (
+    FakeBackend,
+    FakeScript,
+    KeepingFakeBackend,
+    register_fakes,
+    scenario_data,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -238,3 +244,32 @@ def test_a_stop_signal_while_the_run_directory_is_made_is_recorded(
     result = go(tmp_path, {"a": FakeBackend("a")}, loaded(tmp_path, backends=["a"], repeat=2))
     assert result.interrupted
     assert json.loads((result.run_dir / "end.json").read_text())["state"] == "interrupted"
+
+
+def test_a_kept_environment_is_parked_between_scenarios_and_torn_down_at_the_end(
+    tmp_path: Path,
+) -> None:
+    """A backend keeping its environment (a VM) is parked after each block, torn down once."""
+    journal: list[str] = []
+    vm = KeepingFakeBackend("c", shared_kinds=("syscall", "disk"), journal=journal)
+    backends: dict[str, Backend] = {"a": FakeBackend("a", journal=journal), "c": vm}
+    one = loaded(tmp_path, name="one", backends=["a", "c"])
+    fresh = loaded(tmp_path, name="two", backends=["a", "c"], workload={"kind": "memory"})
+    three = loaded(tmp_path, name="three", backends=["a", "c"], workload={"kind": "disk"})
+    items = plan([one.scenario, fresh.scenario, three.scenario], backends)
+    # the scenarios sharing the environment run next to each other
+    assert list(dict.fromkeys(i.scenario.name for i in items)) == ["one", "three", "two"]
+    execute_run([one, fresh, three], items, backends, {"a": Availability(True),
+                "c": Availability(True)}, tmp_path / "results")  # fmt: skip
+    mine = [e for e in journal if e.startswith("c:") and ":run:" not in e]
+    assert mine == ["c:prepare:default", "c:park", "c:prepare:default", "c:park",
+                    "c:prepare:default", "c:park", "c:teardown"]  # fmt: skip
+
+
+def test_a_kept_environment_is_torn_down_on_ctrl_c(tmp_path: Path) -> None:
+    journal: list[str] = []
+    vm = KeepingFakeBackend("c", FakeScript(interrupt={1}), shared_kinds=("syscall",),
+                            journal=journal)  # fmt: skip
+    scenario = loaded(tmp_path, backends=["c"], warmup=0)
+    assert go(tmp_path, {"c": vm}, scenario).interrupted
+    assert journal[-2:] == ["c:park", "c:teardown"]

@@ -15,7 +15,7 @@ from bench.workloads import CONTRACT
 SCENARIOS = paths.REPO_ROOT / "scenarios"
 EXTENDED = SCENARIOS / "extended"
 #: The default suite (`nox -s bench`, a bare `isobench run`): one file per classic workload.
-DEFAULT_SUITE = {"disk", "memory", "network", "startup", "syscall"}
+DEFAULT_SUITE = {"disk", "memory", "startup", "syscall"}
 README = (SCENARIOS / "README.md").read_text(encoding="utf-8")
 
 
@@ -38,6 +38,7 @@ def test_default_suite_is_the_classic_scenarios_and_extended_is_not_in_it():
         "felter-cpu",
         "felter-memory-bandwidth",
         "felter-randread-qd32",
+        "network",
     }
     assert "scenarios/extended/" in README
 
