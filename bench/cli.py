@@ -37,7 +37,7 @@ and runs are turned into a self-contained HTML report.
 typical use:
   isobench provision            install/start Docker and libvirt+Vagrant (root, Debian/Ubuntu)
   isobench env build            build the guest image and VM box offline (debootstrap)
-  isobench run                  every scenario under scenarios/ on every available backend
+  isobench run                  the scenarios directly in ./scenarios/ on every available backend
   isobench report results/RUN -o report.html
   isobench compare results/OLD results/NEW --threshold 5%
   isobench publish results/     the static site: latest per host, trends, every run

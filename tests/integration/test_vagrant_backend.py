@@ -199,6 +199,33 @@ def test_workloads_on_the_shared_vm(backend, kind, tmp_path):
         assert outcome.facts["disk_host_fs_dev"]
 
 
+def domain_state(domain: str) -> str:
+    return subprocess.run(
+        ["virsh", "-c", "qemu:///system", "domstate", domain],
+        capture_output=True, text=True, check=False, timeout=60,
+    ).stdout.strip()  # fmt: skip
+
+
+def test_the_kept_vm_is_paused_between_scenarios_and_destroyed_before_a_fresh_boot(
+    backend, tmp_path
+):
+    # Runs after the shared-VM tests above: the VM they used is still up (no extra boot).
+    _, first = run_once(backend, "syscall", tmp_path)
+    name = first.facts["vm_name"]
+    backend.park()  # what the runner does after a block
+    assert domain_state(f"{name}_default") == "paused"
+    _, second = run_once(backend, "disk", tmp_path)  # another scenario: resumed, not rebooted
+    assert second.facts["vm_name"] == name
+    assert second.facts["vm_per_repetition"] == "kept"
+    assert "vagrant-it-syscall" in second.facts["vm_scenarios_before"].split(",")
+    assert domain_state(f"{name}_default") == "running"
+    assert second.measurements
+    # A fresh-boot scenario (memory) never measures beside a kept VM: it is destroyed first.
+    sc = scenario("memory")
+    backend.prepare(sc, backend.variants(sc)[0])
+    assert own_leftovers() == []
+
+
 def smem_pss(pid: int) -> int:
     """PSS of ``pid`` according to smem (which sums /proc/PID/smaps itself), in bytes."""
     out = subprocess.run(
