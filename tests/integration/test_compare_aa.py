@@ -87,7 +87,9 @@ def test_default_seccomp_profile_is_flagged_as_a_regression(
 ) -> None:
     scenario = tmp_path / "seccomp.yaml"
     scenario.write_text(SECCOMP)
-    run = _run([str(scenario), "-b", "docker", "--out", str(tmp_path / "runs")], capsys)
+    # the scenario's own 30 repetitions (the default profile takes at most 3)
+    args = [str(scenario), "-b", "docker", "--repeat", "30", "--out", str(tmp_path / "runs")]
+    run = _run(args, capsys)
     frame = results.load([run])
 
     def side(profile: str) -> pd.DataFrame:
