@@ -25,13 +25,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
-import shutil
 import time
 from typing import Any, Final
 
 from bench.backends.base import Repetition
 from bench.backends.vagrant import accel as accel_mod
+from bench.backends.vagrant import stack
 from bench.backends.vagrant.cli import VagrantCli
 from bench.backends.vagrant.guest import (
     GUEST_DISK_DIR,
@@ -44,12 +43,10 @@ from bench.backends.vagrant.netdensity import VmInstances, VmNetwork, density_ca
 from bench.backends.vagrant.shared import SHARED_KINDS, KeptVm, vm_key
 from bench.backends.vagrant.startup import measure_startup
 from bench.backends.vagrant.vm import (
-    VIRSH,
     VagrantVM,
     VmSpec,
     destroy_orphans,
     qemu_accel_of,
-    run_quiet,
     vms_root,
 )
 from bench.envbuild import box as box_mod
@@ -85,7 +82,6 @@ log = logging.getLogger(__name__)
 MIB: Final = 1024 * 1024
 #: Floor for `vagrant up` in prepare(): the first boot also uploads the box into the pool.
 UP_TIMEOUT_FLOOR: Final = 600.0
-PROVISION_HINT: Final = "isobench provision  (or: sudo scripts/provision-libvirt.sh)"
 
 
 def variant_label(
@@ -107,10 +103,6 @@ def limits_prefix(limits: Limits) -> list[str]:
         return []
     scope = ["sudo", "-n", "systemd-run", "--scope", "--quiet", "--uid=vagrant", "--gid=vagrant"]
     return [*scope, *props, "--"]
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 class VagrantBackend:
@@ -155,24 +147,7 @@ class VagrantBackend:
 
     def availability(self) -> Availability:
         """Vagrant + vagrant-libvirt + a reachable libvirtd + the isobench box."""
-        for tool in ("vagrant", "virsh", "qemu-system-x86_64", "ssh"):
-            if shutil.which(tool) is None:
-                return Availability(False, f"{tool} is not installed", PROVISION_HINT)
-        version = run_quiet([*VIRSH, "version"], 30)
-        if version.returncode != 0:
-            reason = "libvirtd not reachable at qemu:///system: " + _first_line(version.stderr)
-            return Availability(False, reason, PROVISION_HINT)
-        if not self._vagrant_libvirt_plugin():
-            return Availability(
-                False, "the vagrant-libvirt plugin is not installed", PROVISION_HINT
-            )
-        try:
-            name = box_mod.box_name()
-        except FileNotFoundError as exc:
-            return Availability(False, str(exc), PROVISION_HINT)
-        if not box_mod.box_installed(name):
-            return Availability(False, f"Vagrant box {name} is not built", "isobench env build")
-        return Availability(True)
+        return stack.availability(self._vagrant_libvirt_plugin)
 
     def variants(self, scenario: Scenario) -> list[Variant]:
         """One variant per VM size, labelled with the accelerator (x client / x instances)."""
@@ -412,32 +387,9 @@ class VagrantBackend:
 
     def environment(self) -> dict[str, Any]:
         """Accelerator evidence and the versions of every layer of the VM stack."""
-        info = self.accelerator()
-        qemu = run_quiet(["qemu-system-x86_64", "--version"], 30).stdout
-        virsh = run_quiet([*VIRSH, "version"], 30).stdout
-        libvirt = re.search(r"Using library: libvirt (\S+)", virsh)
-        hypervisor = re.search(r"Running hypervisor: QEMU (\S+)", virsh)
-        try:
-            box: str | None = box_mod.box_name()
-        except FileNotFoundError:
-            box = None
-        return {
-            "accelerator": info.accelerator,
-            "accelerator_reason": info.reason,
-            "accelerator_forced": info.forced,
-            "kvm_device": info.kvm_device,
-            "kvm_pvm": info.kvm_pvm,
-            "host_virtualized": info.host_virtualized,
-            "nested": info.host_virtualized,
-            "vagrant": self._vagrant_version(),
-            "vagrant_libvirt": self._vagrant_libvirt_plugin(),
-            "libvirt": libvirt.group(1) if libvirt else None,
-            "qemu": _first_line(qemu),
-            "qemu_libvirt_hypervisor": hypervisor.group(1) if hypervisor else None,
-            "box": box,
-            "box_hash": box.rsplit("-", 1)[-1] if box else None,
-            "box_kernel_cmdline": box_mod.KERNEL_CMDLINE,
-        }
+        return stack.versions(
+            self.accelerator(), self._vagrant_version(), self._vagrant_libvirt_plugin()
+        )
 
 
 __all__ = ["VagrantBackend", "limits_prefix", "variant_label"]
