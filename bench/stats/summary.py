@@ -64,8 +64,32 @@ def summarize(
         }
         row.update(describe(values, hib, limits))
         records.append(row)
+    _say_where_noise_comes_from(records, limits)
     summary = pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)
     return summary
+
+
+def _say_where_noise_comes_from(records: list[dict[str, Any]], limits: Limits) -> None:
+    """Noisy rows say whether native, on the same host and metric, was as noisy.
+
+    When native's own CV is above the limit too, the spread is the host's (a noisy disk or
+    neighbours), not the isolation layer's, and more repetitions will not make it go away.
+    """
+    native_cv = {
+        (r["host"], r["scenario"], r["metric"]): r["cv"]
+        for r in records
+        if r["backend"] == "native" and np.isfinite(r["cv"])
+    }
+    for r in records:
+        cv = native_cv.get((r["host"], r["scenario"], r["metric"]))
+        noisy = np.isfinite(r["cv"]) and r["cv"] > limits.cv
+        if not noisy or cv is None or r["backend"] == "native":
+            continue
+        if cv > limits.cv:
+            why = f"native is as noisy here (CV {cv:.0%}): the host varies, not the isolation"
+        else:
+            why = f"native is steady here (CV {cv:.0%}): the spread is this environment's own"
+        r["warnings"] = [*r["warnings"], why]
 
 
 SUMMARY_COLUMNS: Final = [

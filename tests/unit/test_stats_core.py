@@ -218,3 +218,20 @@ def test_batched_ratio_cis_equal_one_at_a_time():
     for (num, den), (low, high) in zip(pairs, batched, strict=True):
         expected = stats.ratio_ci(num, den)
         np.testing.assert_allclose([low, high], expected, equal_nan=True)
+
+
+def test_a_noisy_row_says_whether_native_was_as_noisy() -> None:
+    steady = [1.0, 1.01, 0.99, 1.0, 1.0]
+    noisy = [1.0, 1.5, 0.6, 1.3, 0.8]
+    rows = [("native", "host", "disk.seq_read", x) for x in noisy]
+    rows += [("docker", "a", "disk.seq_read", x) for x in noisy]
+    rows += [("native", "host", "syscall.null_rate", x) for x in steady]
+    rows += [("docker", "a", "syscall.null_rate", x) for x in noisy]
+    summary = stats.summarize(_frame(rows)).set_index(["backend", "metric"])
+    host_noise = summary.loc[("docker", "disk.seq_read"), "warnings"]
+    assert any("native is as noisy here" in w for w in host_noise)
+    own_noise = summary.loc[("docker", "syscall.null_rate"), "warnings"]
+    assert any("native is steady here" in w for w in own_noise)
+    own = summary.loc[("native", "disk.seq_read"), "warnings"]
+    assert any("noisy" in w for w in own)
+    assert not any("native is" in w for w in own)
