@@ -14,7 +14,8 @@ from bench.backends.base import Repetition
 from bench.backends.docker.support import RUN_LABEL
 from bench.backends.podman import PodmanBackend
 from bench.backends.podman.service import _SOCKET, SOCKET_PREFIX, _alive, rootless_account
-from bench.values import BackendUnavailable, Variant
+from bench.envbuild.image import image_tag
+from bench.values import BackendError, BackendUnavailable, Variant
 from tests.engines import skip_or_fail
 from tests.integration import helpers
 from tests.integration.helpers import available, interrupt_with_sigint
@@ -94,6 +95,65 @@ def test_startup_syscall_memory_on_the_hosts_kernel_and_nothing_left(
     assert leftovers()  # the service (and its exec container) run until teardown...
     backend.teardown()
     assert leftovers() == []  # ...and nothing survives it: no service, conmon, pause process
+
+
+@pytest.mark.parametrize("variant", MODES, ids=lambda v: v.params["mode"])
+def test_startup_cli_path_is_podman_run_on_the_services_store(
+    backend: PodmanBackend, variant: Variant, tmp_path: Path
+) -> None:
+    if variant.params["mode"] == "rootless" and rootless_account() is None:
+        skip_or_fail("no rootless user (sudo scripts/provision podman)")
+    sc = scenario({"kind": "startup"})
+    cli_variant = Variant.of(**variant.params, path="cli")
+    assert cli_variant in backend.variants(sc)
+    backend.prepare(sc, cli_variant)
+    outcome = backend.run(Repetition(sc, cli_variant, 0, False, sc.timeout, tmp_path))
+    values = {m.metric: m.value for m in outcome.measurements}
+    assert set(values) == {"startup.cli_run", "startup.ready", "startup.total"}
+    assert values["startup.cli_run"] == values["startup.total"]
+    assert 0 < values["startup.ready"] < values["startup.total"]
+    assert outcome.facts["kernel"] == os.uname().release
+    rootless = variant.params["mode"] == "rootless"
+    assert outcome.facts["user"] == ("isobench-rootless" if rootless else "root")
+    # `podman run --rm` removed its container: none of this run is left in the service's store
+    client = backend._service(cli_variant).client
+    mine = {"label": f"{RUN_LABEL}={backend._ownership.run}"}
+    assert client.containers.list(all=True, filters=mine) == []
+    backend.teardown()
+    assert leftovers() == []
+
+
+@pytest.mark.parametrize("variant", MODES, ids=lambda v: v.params["mode"])
+def test_startup_cli_failure_names_podman_run_and_leaves_nothing(
+    backend: PodmanBackend, variant: Variant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if variant.params["mode"] == "rootless" and rootless_account() is None:
+        skip_or_fail("no rootless user (sudo scripts/provision podman)")
+    sc = scenario({"kind": "startup"})
+    cli_variant = Variant.of(**variant.params, path="cli")
+    backend.prepare(sc, cli_variant)
+    taken = backend._ownership.name("taken")  # an owned container holds the CLI's name
+    backend._service(cli_variant).client.api.create_container(
+        image_tag(), name=taken, labels=backend._ownership.labels("x")
+    )
+    monkeypatch.setattr(backend._ownership, "name", lambda what: taken)
+    with pytest.raises(BackendError, match=r"podman run exited with status \d+: .*name"):
+        backend.run(Repetition(sc, cli_variant, 0, False, sc.timeout, tmp_path))
+    backend.teardown()
+    assert leftovers() == []
+
+
+def test_ctrl_c_during_podman_run_leaves_nothing(backend: PodmanBackend, tmp_path: Path) -> None:
+    sc = scenario({"kind": "startup"})
+    variant = Variant.of(**MODES[0].params, path="cli")
+    backend.prepare(sc, variant)
+
+    def starts() -> None:
+        for repetition in range(1000):
+            backend.run(Repetition(sc, variant, repetition, False, sc.timeout, tmp_path))
+
+    interrupt_with_sigint(starts, after=1.0, cleanup=backend.teardown)
+    assert leftovers() == []
 
 
 def test_keyboard_interrupt_leaves_nothing(backend: PodmanBackend, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from bench.backends.docker import cgroupmem
 from bench.backends.docker import support as docker_support
 from bench.backends.docker.backend import DockerBackend
 from bench.backends.docker.cgroupmem import CgroupMemory
-from bench.backends.docker.measure import Spec, cli_argv
+from bench.backends.docker.measure import Cli, Spec, cli_argv
 from bench.backends.docker.support import (
     LABEL,
     OWNER_LABEL,
@@ -125,7 +125,7 @@ def test_host_config_applies_variant_and_limits() -> None:
 def test_cli_argv_mirrors_the_api_settings() -> None:
     params = {"runtime": "crun", "network": "none", "seccomp": "unconfined"}
     hc = host_config_kwargs(params, Limits(cpus=0.5, memory=64 * 1024 * 1024))
-    argv = cli_argv("docker", Spec("img:tag", {"isobench": "1"}, "n1", hc))
+    argv = cli_argv(Cli(("docker",)), Spec("img:tag", {"isobench": "1"}, "n1", hc))
     assert argv[:5] == ["docker", "run", "--rm", "--name", "n1"]
     joined = " ".join(argv)
     for part in (

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pwd
 from pathlib import Path
 
 import pydantic
 import pytest
+from docker.types import Ulimit
 
+from bench.backends.docker.measure import Spec, cli_argv
 from bench.backends.docker.variants import runtime_args_params
+from bench.backends.podman import PodmanBackend
+from bench.backends.podman.service import Mode, _cli
 from bench.backends.sandbox.backend import bwrap_argv, layer_variants
 from bench.backends.sandbox.seccomp import select_rules
 from bench.scenario.model import parse_scenario
@@ -102,3 +107,50 @@ def test_gvisor_registration_becomes_variant_parameters():
     }
     assert runtime_args_params([]) == {}
     assert runtime_args_params(["--debug"]) == {}
+
+
+def test_podman_startup_has_an_api_and_a_cli_variant_per_mode():
+    scenario = parse_scenario(
+        {"format_version": 1, "name": "s", "workload": {"kind": "startup"}, "podman": {}}
+    )
+    labels = [v.label for v in PodmanBackend().variants(scenario)]
+    assert labels == [
+        "mode=rootful,storage=overlay,network=none",
+        "mode=rootful,storage=overlay,network=none,path=cli",
+        "mode=rootless,storage=overlay,network=none",
+        "mode=rootless,storage=overlay,network=none,path=cli",
+    ]
+
+
+def test_podman_cli_runs_as_the_service_with_its_store_and_limits():
+    user = pwd.struct_passwd(("u", "x", 1001, 1002, "", "/home/u", "/bin/sh"))
+    rootless = _cli("/usr/bin/podman", Mode(True, "fuse-overlayfs"), user, Path("/run/user/1001"))
+    assert rootless.prefix == (
+        "/usr/bin/podman",
+        "--cgroup-manager=cgroupfs",
+        "--events-backend=file",
+        "--storage-driver=overlay",
+        "--storage-opt=overlay.mount_program=/usr/bin/fuse-overlayfs",
+        "--root=/home/u/.local/share/isobench/storage-fuse-overlayfs",
+        "--runroot=/run/user/1001/isobench-fuse-overlayfs",
+    )
+    launch = rootless.run_kwargs()
+    assert (launch["user"], launch["group"], launch["extra_groups"]) == (1001, 1002, [])
+    assert launch["env"]["XDG_RUNTIME_DIR"] == "/run/user/1001"
+    rootful = _cli("/usr/bin/podman", Mode(False, "overlay"), None, Path("/run/x"))
+    assert rootful.prefix == (
+        "/usr/bin/podman",
+        "--cgroup-manager=cgroupfs",
+        "--events-backend=file",
+    )
+    assert rootful.run_kwargs()["user"] is None
+    config = {"network_mode": "none", "ulimits": [Ulimit(name="nofile", soft=20, hard=20)]}
+    argv = cli_argv(rootless, Spec("img:t", {"isobench": "1"}, "n1", config))
+    assert argv[len(rootless.prefix) : len(rootless.prefix) + 5] == [
+        "run",
+        "--rm",
+        "--name",
+        "n1",
+        "--label",
+    ]
+    assert "--ulimit nofile=20:20 img:t /opt/isobench/bin/isobench-probe ready" in " ".join(argv)

@@ -291,7 +291,9 @@ class DockerBackend:
             alloc = int(workload.alloc)
             return measure.memory_idle(client, spec, alloc, workload.idle, repetition.timeout)
         if variant.params.get("path") == "cli":
-            return measure.startup_cli(client, docker_cli(), spec, repetition.timeout)
+            return measure.startup_cli(
+                client, measure.Cli((docker_cli(),)), spec, repetition.timeout
+            )
         return measure.startup_api(client, spec, repetition.timeout)
 
     def teardown(self) -> None:

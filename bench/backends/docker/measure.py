@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
 import docker
@@ -155,10 +156,31 @@ def startup_api(client: docker.DockerClient, spec: Spec, timeout: float) -> Outc
     return Outcome(measurements, kernel_facts(kv))
 
 
-def cli_argv(docker_cli: str, spec: Spec) -> list[str]:
-    """``docker run --rm`` with the same settings as the API path."""
+@dataclass(frozen=True, slots=True)
+class Cli:
+    """An engine's CLI as a user runs it: the argv before ``run``, and as whom (None: as we)."""
+
+    prefix: tuple[str, ...]
+    env: Mapping[str, str] | None = None
+    user: int | None = None
+    group: int | None = None
+    cwd: str | None = None
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``subprocess.Popen`` that run it as its user, in its setting."""
+        return {
+            "env": dict(self.env) if self.env is not None else None,
+            "cwd": self.cwd,
+            "user": self.user,
+            "group": self.group,
+            "extra_groups": [] if self.user is not None else None,  # not root's groups
+        }
+
+
+def cli_argv(cli: Cli, spec: Spec) -> list[str]:
+    """``docker run --rm`` (or ``podman run --rm``) with the same settings as the API path."""
     hc = spec.host_config
-    argv = [docker_cli, "run", "--rm", "--name", spec.name]
+    argv = [*cli.prefix, "run", "--rm", "--name", spec.name]
     for key, value in spec.labels.items():
         argv += ["--label", f"{key}={value}"]
     argv += ["--network", str(hc.get("network_mode", "none"))]
@@ -166,6 +188,8 @@ def cli_argv(docker_cli: str, spec: Spec) -> list[str]:
         argv += ["--runtime", str(hc["runtime"])]
     for opt in hc.get("security_opt", ()):
         argv += ["--security-opt", str(opt)]
+    for limit in hc.get("ulimits", ()):
+        argv += ["--ulimit", f"{limit['Name']}={limit['Soft']}:{limit['Hard']}"]
     if hc.get("nano_cpus"):
         argv += ["--cpus", f"{hc['nano_cpus'] / 1e9:g}"]
     if hc.get("mem_limit"):
@@ -173,23 +197,28 @@ def cli_argv(docker_cli: str, spec: Spec) -> list[str]:
     return [*argv, spec.image, GUEST_PROBE, "ready"]
 
 
-def startup_cli(
-    client: docker.DockerClient, docker_cli: str, spec: Spec, timeout: float
-) -> Outcome:
-    """One ``docker run --rm IMAGE probe ready`` timed end to end, as a user runs it."""
-    argv = cli_argv(docker_cli, spec)
+def startup_cli(client: docker.DockerClient, cli: Cli, spec: Spec, timeout: float) -> Outcome:
+    """One ``docker run --rm IMAGE probe ready`` timed end to end, as a user runs it.
+
+    ``client`` (the engine's API) removes the container when the CLI fails or times out; a
+    Ctrl-C kills the CLI and leaves the labelled container to the backend's teardown.
+    """
+    argv = cli_argv(cli, spec)
+    name = f"{Path(argv[0]).name} run"
     t0_wall = time.time_ns()
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, check=False, **cli.run_kwargs()
+        )
     except subprocess.TimeoutExpired as exc:
         _remove_quietly(client, spec.name)  # the CLI is dead, its container may not be
-        msg = f"docker run still running after {timeout:g} s; container killed"
+        msg = f"{name} still running after {timeout:g} s; container killed"
         raise RepetitionTimeout(msg) from exc
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         _remove_quietly(client, spec.name)
-        msg = f"docker run exited with status {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        msg = f"{name} exited with status {proc.returncode}: {proc.stderr.strip()[-300:]}"
         raise BackendError(msg)
     kv = parse_keyvalues(proc.stdout)
     measurements = [

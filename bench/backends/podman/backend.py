@@ -1,7 +1,7 @@
 """The podman backend: the same image and workloads as Docker, on Podman, rootful and rootless.
 
 Podman is driven through its Docker-compatible API (``podman system service``) with docker-py,
-not the ``podman`` CLI and not the ``podman`` Python package: that way every measuring function
+not the ``podman`` Python package: that way every measuring function
 of the Docker backend (fresh-container start-up phases, the long-lived exec container for
 syscall/disk/command, ownership labels and orphan removal) runs unchanged against both engines,
 so a difference between them is the engine's, not the harness's. The price: the API service is
@@ -9,11 +9,14 @@ a process the CLI path does not have; it is started outside every timed region.
 
 Variants: ``mode=rootful,storage=overlay`` and ``mode=rootless,storage=<driver>`` (overlay,
 fuse-overlayfs, vfs: the storage driver decides what a container start copies) x network
-(x client for ``network``, x instances x start for ``density``, as for Docker). ``network`` and
-``density`` reuse the Docker backend's code too (:mod:`bench.backends.docker.netdensity`):
-the server container's port is published on 127.0.0.1 through Podman's own network (rootful:
-its bridge; rootless: its rootless network and port forwarder), which the fact ``net_proxy``
-names; density's instances are counted with their conmon, as ``memory.environment`` is.
+(x client for ``network``, x instances x start for ``density``, as for Docker). Start-up is
+measured twice, as for Docker: through the API service and, with ``path=cli``, as the ``podman
+run --rm`` a user types (the service's store, options and user; the service plays no part).
+``network`` and ``density`` reuse the Docker backend's code too
+(:mod:`bench.backends.docker.netdensity`): the server container's port is published on
+127.0.0.1 through Podman's own network (rootful: its bridge; rootless: its rootless network and
+port forwarder), which the fact ``net_proxy`` names; density's instances are counted with their
+conmon, as ``memory.environment`` is.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ class PodmanBackend:
         return Availability(True)
 
     def variants(self, scenario: Scenario) -> Sequence[Variant]:
-        """rootful (overlay) and rootless per storage driver, x network."""
+        """rootful (overlay) and rootless per storage driver, x network (x path for startup)."""
         options = scenario.podman
         out: list[Variant] = []
         for mode in options.modes:
@@ -119,6 +122,8 @@ class PodmanBackend:
                     base: dict[str, str] = {"mode": mode, "storage": storage, "network": network}
                     if isinstance(scenario.workload, NetworkWorkload | DensityWorkload):
                         out += sweep_variants(scenario, base, self._notes)
+                    elif scenario.workload.kind == "startup":  # API service, `podman run`
+                        out += [Variant.of(**base), Variant.of(**base, path="cli")]
                     else:
                         out.append(Variant.of(**base))
         return out
@@ -202,6 +207,10 @@ class PodmanBackend:
                     workload.idle,
                     repetition.timeout,
                     service_pid=service.proc.pid,
+                )
+            elif variant.params.get("path") == "cli":
+                outcome = docker_measure.startup_cli(
+                    service.client, service.cli, spec, repetition.timeout
                 )
             else:
                 outcome = docker_measure.startup_api(service.client, spec, repetition.timeout)

@@ -30,6 +30,7 @@ import docker.errors
 import psutil
 
 from bench import ownership
+from bench.backends.docker.measure import Cli
 from bench.envbuild.image import REPOSITORY, _import, image_exists
 from bench.procgroup import process_start
 from bench.values import BackendUnavailable
@@ -90,22 +91,12 @@ class Service:
             raise BackendUnavailable(msg)
         owner = ownership.current()
         token = f"{owner.pid}_{owner.start}"
-        argv = [podman, *GLOBAL_FLAGS]
-        if mode.rootless:  # a store of its own per driver; rootful uses the host's store
-            argv += [f"--storage-driver={_driver(mode.storage)}", *_storage_opts(mode.storage)]
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-        if user is None:
-            directory = ROOTFUL_DIR
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            env["HOME"] = "/root"
-        else:
-            directory = Path(f"/run/user/{user.pw_uid}")
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory = ROOTFUL_DIR if user is None else Path(f"/run/user/{user.pw_uid}")
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if user is not None:
             os.chown(directory, user.pw_uid, user.pw_gid)
-            home = Path(user.pw_dir)
-            argv += [f"--root={home}/.local/share/isobench/storage-{mode.storage}"]
-            argv += [f"--runroot={directory}/isobench-{mode.storage}"]
-            env |= {"HOME": str(home), "USER": user.pw_name, "XDG_RUNTIME_DIR": str(directory)}
+        self.cli = _cli(podman, mode, user, directory)
+        argv = list(self.cli.prefix)
         self.socket = directory / f"{SOCKET_PREFIX}{token}-{mode.key}.sock"
         self.socket.unlink(missing_ok=True)
         argv += ["system", "service", "--time=0", f"unix://{self.socket}"]
@@ -116,11 +107,7 @@ class Service:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
-                cwd=str(user.pw_dir) if user else "/",
-                user=user.pw_uid if user else None,
-                group=user.pw_gid if user else None,
-                extra_groups=[] if user else None,
+                **self.cli.run_kwargs(),
                 start_new_session=True,
             )
         if user is not None:
@@ -186,6 +173,20 @@ class Service:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
         self.socket.unlink(missing_ok=True)
+
+
+def _cli(podman: str, mode: Mode, user: pwd.struct_passwd | None, directory: Path) -> Cli:
+    """The ``podman`` command line and identity of ``mode``: the service's and the CLI's alike."""
+    argv = [podman, *GLOBAL_FLAGS]
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    if user is None:  # rootful uses the host's store
+        return Cli(tuple(argv), {**env, "HOME": "/root"}, cwd="/")
+    home = Path(user.pw_dir)
+    argv += [f"--storage-driver={_driver(mode.storage)}", *_storage_opts(mode.storage)]
+    argv += [f"--root={home}/.local/share/isobench/storage-{mode.storage}"]  # one per driver
+    argv += [f"--runroot={directory}/isobench-{mode.storage}"]
+    env |= {"HOME": str(home), "USER": user.pw_name, "XDG_RUNTIME_DIR": str(directory)}
+    return Cli(tuple(argv), env, user.pw_uid, user.pw_gid, str(home))
 
 
 def _driver(storage: str) -> str:
