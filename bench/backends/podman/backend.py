@@ -178,7 +178,7 @@ class PodmanBackend:
         service = self._service(variant)
         facts = {
             "image": image_tag(),
-            "storage_driver": str(service.client.info().get("Driver")),
+            "storage_driver": service.driver,
             "user": ROOTLESS_USER if service.mode.rootless else "root",
         }
         if isinstance(workload, DensityWorkload):

@@ -114,6 +114,7 @@ class Service:
             os.chown(self.log, user.pw_uid, user.pw_gid)
         self.client = self._connect()
         driver = str(self.client.info().get("Driver"))
+        self.driver = driver  # read once: an info() call costs ~0.3 s here
         if driver != _driver(mode.storage):
             self.stop()
             msg = f"the rootful Podman store uses storage driver {driver!r}, not {mode.storage}"
