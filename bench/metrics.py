@@ -37,12 +37,12 @@ CATALOG: Final[dict[str, Metric]] = {
         # startup, common to every backend
         _m("startup.ready", "s", False, "launch request -> first instruction of the workload"),
         _m("startup.total", "s", False, "launch request -> workload exited (and was reaped)"),
-        # docker phases
+        # docker and podman phases
         _m("startup.create", "s", False, "container create API call"),
         _m("startup.start", "s", False, "launch request -> start API call returned (cumulative)"),
         _m("startup.exit", "s", False, "start returned -> container exit observed"),
         _m("startup.remove", "s", False, "container remove API call"),
-        _m("startup.cli_run", "s", False, "`docker run --rm IMAGE probe` end to end"),
+        _m("startup.cli_run", "s", False, "`docker|podman run --rm IMAGE probe` end to end"),
         # vagrant phases
         _m("startup.up", "s", False, "`vagrant up` end to end"),
         _m("startup.domain", "s", False, "vagrant up issued -> VMM connected its marker channel"),

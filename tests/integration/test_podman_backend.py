@@ -97,14 +97,18 @@ def test_startup_syscall_memory_on_the_hosts_kernel_and_nothing_left(
     assert leftovers() == []  # ...and nothing survives it: no service, conmon, pause process
 
 
-@pytest.mark.parametrize("variant", MODES, ids=lambda v: v.params["mode"])
-def test_startup_cli_path_is_podman_run_on_the_services_store(
-    backend: PodmanBackend, variant: Variant, tmp_path: Path
-) -> None:
-    if variant.params["mode"] == "rootless" and rootless_account() is None:
+@pytest.fixture(params=MODES, ids=lambda v: v.params["mode"])
+def cli_variant(request: pytest.FixtureRequest) -> Variant:
+    """The ``path=cli`` start-up variant of each mode (rootless: only with its user)."""
+    if request.param.params["mode"] == "rootless" and rootless_account() is None:
         skip_or_fail("no rootless user (sudo scripts/provision podman)")
+    return Variant.of(**request.param.params, path="cli")
+
+
+def test_startup_cli_path_is_podman_run_on_the_services_store(
+    backend: PodmanBackend, cli_variant: Variant, tmp_path: Path
+) -> None:
     sc = scenario({"kind": "startup"})
-    cli_variant = Variant.of(**variant.params, path="cli")
     assert cli_variant in backend.variants(sc)
     backend.prepare(sc, cli_variant)
     outcome = backend.run(Repetition(sc, cli_variant, 0, False, sc.timeout, tmp_path))
@@ -113,7 +117,7 @@ def test_startup_cli_path_is_podman_run_on_the_services_store(
     assert values["startup.cli_run"] == values["startup.total"]
     assert 0 < values["startup.ready"] < values["startup.total"]
     assert outcome.facts["kernel"] == os.uname().release
-    rootless = variant.params["mode"] == "rootless"
+    rootless = cli_variant.params["mode"] == "rootless"
     assert outcome.facts["user"] == ("isobench-rootless" if rootless else "root")
     # `podman run --rm` removed its container: none of this run is left in the service's store
     client = backend._service(cli_variant).client
@@ -123,14 +127,10 @@ def test_startup_cli_path_is_podman_run_on_the_services_store(
     assert leftovers() == []
 
 
-@pytest.mark.parametrize("variant", MODES, ids=lambda v: v.params["mode"])
 def test_startup_cli_failure_names_podman_run_and_leaves_nothing(
-    backend: PodmanBackend, variant: Variant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: PodmanBackend, cli_variant: Variant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if variant.params["mode"] == "rootless" and rootless_account() is None:
-        skip_or_fail("no rootless user (sudo scripts/provision podman)")
     sc = scenario({"kind": "startup"})
-    cli_variant = Variant.of(**variant.params, path="cli")
     backend.prepare(sc, cli_variant)
     taken = backend._ownership.name("taken")  # an owned container holds the CLI's name
     backend._service(cli_variant).client.api.create_container(
