@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,7 +77,10 @@ def isobench(args: Sequence[str], out: Path, timeout: float = 180.0) -> Child:
 
 
 def start_run(scenario_file: Path, results: Path, log: Path) -> Child:
-    args = ["run", str(scenario_file), "-b", "native", "--out", str(results), "--plain"]
+    # the scenario's own repeat: the default profile would cap it at 3 (the 10-minute suite)
+    repeat = re.search(r"^repeat: (\d+)$", scenario_file.read_text(encoding="utf-8"), re.M)
+    counts = ["--repeat", repeat.group(1)] if repeat else []
+    args = ["run", str(scenario_file), "-b", "native", "--out", str(results), "--plain", *counts]
     return start(args, log)
 
 

@@ -27,7 +27,7 @@ from bench.backends.base import Repetition
 from bench.backends.docker.backend import DockerBackend
 from bench.backends.docker.support import OWNER_LABEL, RUN_LABEL
 from bench.backends.native.backend import NativeBackend
-from bench.values import Outcome, Variant
+from bench.values import Outcome
 from bench.workloads import CONTRACT
 from tests.engines import skip_or_fail
 from tests.integration.helpers import docker_scenario, values
@@ -281,14 +281,3 @@ def interrupt_density_run(
     harness = start_harness(path, tmp_path, "-b", backend, "--seed", "3")
     interrupt_when(harness, lambda: len(idle_probes(timeout)) >= count)
     return idle_probes(timeout)
-
-
-def test_vagrant_reports_network_and_density_as_skipped() -> None:
-    from bench.backends.vagrant.backend import VagrantBackend  # noqa: PLC0415
-    from bench.values import BackendUnavailable  # noqa: PLC0415
-
-    backend = VagrantBackend()
-    for workload in ({"kind": "network"}, {"kind": "density"}):
-        sc = scenario(workload)
-        with pytest.raises(BackendUnavailable, match="not implemented for VMs yet"):
-            backend.prepare(sc, Variant("cpus=2,memory=1024", {"cpus": "2", "memory": "1024"}))
