@@ -87,7 +87,10 @@ def _run(tmp_path: Path, text: str, *backends: str, status: int = 0) -> pd.DataF
         argv += ["--backend", name]
     assert main(argv) == status
     (run_dir,) = (tmp_path / "results").iterdir()
-    return load([run_dir])
+    frame = load([run_dir])
+    if status == 0:  # every row measured: a reason otherwise
+        assert set(frame["status"]) == {"ok"}, frame[frame["status"] != "ok"]["reason"].tolist()
+    return frame
 
 
 @pytest.fixture
@@ -113,7 +116,6 @@ def test_randread_qd32_libaio_on_native_and_docker_volume_and_overlay(
     client: docker.DockerClient, tmp_path: Path
 ) -> None:
     frame = _run(tmp_path, QD32, "native", "docker")
-    assert set(frame["status"]) == {"ok"}, frame[frame["status"] != "ok"]["reason"].tolist()
     iops = frame[frame["metric"] == "disk.qd32.read_iops"]
     assert set(iops["variant"]) == {
         "host",
@@ -133,7 +135,6 @@ def test_regex_command_runs_in_the_storage_under_test(
     client: docker.DockerClient, tmp_path: Path
 ) -> None:
     frame = _run(tmp_path, DD, "native", "docker")
-    assert set(frame["status"]) == {"ok"}, frame[frame["status"] != "ok"]["reason"].tolist()
     seconds = frame[frame["metric"] == "dd.seconds"]
     assert len(seconds) == 6  # native + overlay + volume, 2 each
     assert ((seconds["value"] > 0) & (seconds["value"] < 60)).all()
@@ -152,7 +153,6 @@ def test_regex_command_runs_in_the_storage_under_test(
 @pytest.mark.docker
 def test_json_command_on_native_and_docker(client: docker.DockerClient, tmp_path: Path) -> None:
     frame = _run(tmp_path, FIO_JSON, "native", "docker")
-    assert set(frame["status"]) == {"ok"}, frame[frame["status"] != "ok"]["reason"].tolist()
     bw = frame[frame["metric"] == "fio.write_bw"]
     assert set(bw["backend"]) == {"native", "docker"}
     assert (bw["value"] > 0).all()
