@@ -90,3 +90,9 @@ def interrupt_with_sigint(
     finally:
         timer.cancel()
         cleanup()
+
+
+def kept_vm(backend: Any) -> Any:
+    """The VM a Vagrant backend keeps across syscall/disk/command/network (None: none kept)."""
+    kept = backend._kept
+    return kept.vm if kept is not None else None

@@ -28,6 +28,7 @@ from bench.scenario.model import Scenario, parse_scenario
 from bench.values import Availability, RepetitionTimeout
 from bench.workloads import CONTRACT
 from tests.engines import skip_or_fail
+from tests.integration.helpers import kept_vm
 
 pytestmark = [pytest.mark.integration, pytest.mark.vagrant]
 
@@ -246,7 +247,7 @@ def test_qemu_pss_matches_smem(backend, tmp_path):
     if not any(Path(d, "smem").exists() for d in os.environ["PATH"].split(":")):
         skip_or_fail("smem is not installed")
     run_once(backend, "syscall", tmp_path)  # the shared VM is up
-    vm = backend._vm
+    vm = kept_vm(backend)
     assert vm is not None
     pid = vm.qemu_pid()
     assert pid is not None

@@ -25,6 +25,7 @@ from bench.values import BackendUnavailable, Variant
 from bench.workloads import CONTRACT
 from bench.workloads.density import run_density
 from tests.integration import test_vagrant_backend as vagrant_it
+from tests.integration.helpers import kept_vm
 
 pytestmark = [pytest.mark.integration, pytest.mark.vagrant]
 
@@ -71,7 +72,7 @@ def test_network_from_the_host_and_inside_one_vm(backend, tmp_path):
         assert values["network.rr_latency_p50"] <= values["network.rr_latency_p99"]
         assert int(outcome.facts["net_stream_bytes"]) > 0
         check_accelerator(backend, variant, outcome.facts)
-        vm = backend._vm
+        vm = kept_vm(backend)
         assert vm is not None
         if variant.params["client"] == "host":
             # The VM's own address on its libvirt network, never anything else.
@@ -79,7 +80,7 @@ def test_network_from_the_host_and_inside_one_vm(backend, tmp_path):
             assert (vm.ssh_options or {})["hostname"] in outcome.facts["net_path"]
         else:
             assert outcome.facts["net_path"].startswith("guest loopback 127.0.0.1:")
-    assert backend._vm is vm, "both clients ran against the same VM"
+    assert kept_vm(backend) is vm, "both clients ran against the same VM"
 
 
 def test_command_runs_in_the_storage_under_test(backend, tmp_path):
@@ -90,7 +91,7 @@ def test_command_runs_in_the_storage_under_test(backend, tmp_path):
     outcome = run(backend, sc, variant, tmp_path)
     assert outcome.facts["workdir"] == GUEST_DISK_DIR
     assert outcome.facts["disk_host_path"].endswith("_default.img")
-    vm = backend._vm
+    vm = kept_vm(backend)
     assert vm is not None
     found = vm.execute(["stat", "-c", "%s", f"{GUEST_DISK_DIR}/cwd-check"], 30)
     assert found.returncode == 0, found.stderr
@@ -113,7 +114,7 @@ def test_density_one_vm_measured_and_32_capped(backend, tmp_path):
     assert (one.params["instances"], many.params["instances"]) == ("1", "32")
     with pytest.raises(BackendUnavailable, match="capped by host memory: 32 VMs need"):
         backend.prepare(sc, many)
-    assert backend._vm is None, "a density prepare leaves no shared VM running"
+    assert kept_vm(backend) is None, "a density prepare leaves no shared VM running"
     outcome = run(backend, sc, one, tmp_path)
     values = {m.metric: m.value for m in outcome.measurements}
     assert set(values) == set(CONTRACT["density"])
