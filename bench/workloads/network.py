@@ -17,6 +17,14 @@ environment; the client runs on the host (``client: host``) or in the environmen
   ``network.tcp_throughput`` = those bytes / that time, in B/s: iperf3's "receiver" line of
   ``iperf3 -c 127.0.0.1 -l BUFFER -t DURATION -O OMIT`` (the fact ``net_stream_iperf3``).
 
+Placement (:func:`cpu_pair`): with two or more CPUs the client is pinned to the first CPU
+the harness may use and the server to the second (the probe pins itself: its CPU argument),
+as ``iperf3 -A CLIENT,SERVER`` and ``taskset -c`` do by hand. Unpinned, the two ends land
+sometimes on one CPU and sometimes on two, and the figures differ by 2x between those
+placements (docs/native.md), so unpinned pairs of runs compare different things. The facts
+``net_client_cpu`` / ``net_server_cpu`` say what the probe got, ``net_stream_iperf3`` and
+``net_rr_sockperf`` the equivalent commands by hand.
+
 Addresses are only ever 127.0.0.1 (host loopback, a published or forwarded loopback port,
 or the environment's own loopback) or, for a VM, the address of the harness's own domain on
 its libvirt NAT network (checked against ``virsh domifaddr`` first); the probe takes numeric
@@ -27,9 +35,10 @@ timeout here.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from bench.procgroup import REAPER, kill_tree, release, spawn
@@ -67,13 +76,32 @@ _FACTS: Final = (
 )
 
 
-def server_argv(probe: str, address: str, port: int) -> list[str]:
-    """argv of the probe's TCP server (port 0: the kernel picks a free one)."""
-    return [probe, "netserver", address, str(port)]
+#: (client CPU, server CPU), or None: leave both where the scheduler puts them.
+CpuPair = tuple[int, int] | None
+
+
+def cpu_pair(allowed: Iterable[int]) -> CpuPair:
+    """(client, server): the two lowest CPUs of ``allowed``; None with fewer than two."""
+    cpus = sorted(set(allowed))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
+def host_cpu_pair() -> CpuPair:
+    """:func:`cpu_pair` of the CPUs this process may run on (its affinity mask)."""
+    return cpu_pair(os.sched_getaffinity(0))
+
+
+def server_argv(probe: str, address: str, port: int, cpu: int | None = None) -> list[str]:
+    """argv of the probe's TCP server (port 0: the kernel picks a free one; pinned to ``cpu``)."""
+    return [probe, "netserver", address, str(port), *([] if cpu is None else [str(cpu)])]
 
 
 def client_argv(
-    probe: str, port: int, workload: NetworkWorkload, address: str = LOOPBACK
+    probe: str,
+    port: int,
+    workload: NetworkWorkload,
+    address: str = LOOPBACK,
+    cpu: int | None = None,
 ) -> list[str]:
     """argv of one client run (rr, connect, stream) against ``address``:``port``."""
     return [
@@ -87,14 +115,33 @@ def client_argv(
         str(int(workload.message_size)),
         str(workload.connections),
         f"{workload.omit:g}",
+        *([] if cpu is None else [str(cpu)]),
     ]
 
 
-def iperf3_equivalent(workload: NetworkWorkload) -> str:
+def iperf3_equivalent(workload: NetworkWorkload, cpus: CpuPair = None) -> str:
     """The iperf3 client whose "receiver" line is ``network.tcp_throughput`` (fact, docs)."""
     buffer = int(workload.buffer)
     size = f"{buffer // 1024}K" if buffer % 1024 == 0 else str(buffer)
-    return f"iperf3 -c {LOOPBACK} -l {size} -t {workload.duration:g} -O {workload.omit:g}"
+    pin = "" if cpus is None else f" -A {cpus[0]},{cpus[1]}"
+    return f"iperf3 -c {LOOPBACK} -l {size} -t {workload.duration:g} -O {workload.omit:g}{pin}"
+
+
+def sockperf_equivalent(workload: NetworkWorkload, cpus: CpuPair = None) -> str:
+    """The sockperf client whose "percentile 50.000" is ``network.rr_latency_p50`` (fact)."""
+    client = "" if cpus is None else f"taskset -c {cpus[0]} "
+    server = "" if cpus is None else f"taskset -c {cpus[1]} "
+    return (
+        f"{server}sockperf server --tcp -i {LOOPBACK} -p PORT; "
+        f"{client}sockperf ping-pong --tcp -i {LOOPBACK} -p PORT "
+        f"-m {int(workload.message_size)} -t 2 --full-rtt"
+    )
+
+
+def server_facts(text: str) -> dict[str, str]:
+    """Facts from the server's first lines: the CPU it is pinned to (``any``: not pinned)."""
+    cpu = parse_keyvalues(text).get("server_cpu")
+    return {} if cpu is None else {"net_server_cpu": cpu}
 
 
 def parse_server_port(text: str) -> int:
@@ -117,6 +164,8 @@ def parse_client(stdout: str) -> Outcome:
     facts = {f"net_{key}": kv[key] for key in _FACTS if key in kv}
     if "kernel" in kv:
         facts["kernel_client"] = kv["kernel"]
+    if "client_cpu" in kv:
+        facts["net_client_cpu"] = kv["client_cpu"]
     return Outcome(measurements, facts)
 
 
@@ -128,15 +177,21 @@ def run_client(
     timeout: float,
     *,
     address: str = LOOPBACK,
+    cpus: CpuPair = None,
 ) -> Outcome:
-    """Run the client through ``execute`` (host or inside) and parse what it measured."""
-    result = execute(client_argv(probe, port, workload, address), timeout)
+    """Run the client through ``execute`` (host or inside; on ``cpus[0]``) and parse it."""
+    cpu = None if cpus is None else cpus[0]
+    result = execute(client_argv(probe, port, workload, address, cpu), timeout)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip()[-400:]
         msg = f"network client exited with status {result.returncode}: {tail}"
         raise BackendError(msg)
     outcome = parse_client(result.stdout)
-    facts = {**outcome.facts, "net_stream_iperf3": iperf3_equivalent(workload)}
+    facts = {
+        **outcome.facts,
+        "net_stream_iperf3": iperf3_equivalent(workload, cpus),
+        "net_rr_sockperf": sockperf_equivalent(workload, cpus),
+    }
     return Outcome(outcome.measurements, facts)
 
 

@@ -5,13 +5,15 @@
  *   probe ready                     print CLOCK_REALTIME at the first instruction of main()
  *   probe syscall NULL MIXED DIR    null (getppid) and mixed (stat/open/read/close) call rates
  *   probe idle BYTES SECONDS        touch BYTES of memory, say "ready", idle, report peak RSS
- *   probe netserver ADDR PORT       TCP server for netclient (PORT 0: any free port), forever;
+ *   probe netserver ADDR PORT [CPU] TCP server for netclient (PORT 0: any free port), forever;
  *                                   a stream is read in the chunk size the client writes
- *   probe netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS [OMIT]
+ *   probe netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS [OMIT [CPU]]
  *                                   request/response round trips, connection set-ups, then a
  *                                   stream of OMIT + STREAM_SECONDS whose first OMIT seconds
  *                                   the receiver does not count (iperf3's -O); percentiles by
  *                                   nearest rank, times CLOCK_MONOTONIC
+ *                                   CPU (both): pin the process to that CPU (iperf3's -A, taskset
+ *                                   -c); -1 or absent: wherever the scheduler puts it
  *
  * Output is "key=value" lines on stdout, parsed by bench/workloads/execution.py (parse_keyvalues).
  * Build: gcc -O2 -static -o isobench-probe probe.c
@@ -22,6 +24,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +171,22 @@ static void net_options(int fd) {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+/* Pin this process to CPU (cpu < 0: leave it). Prints WHO_cpu=N, or "any" and the reason:
+ * a CPU outside the allowed set (a container's cpuset) leaves the process unpinned. */
+static void net_pin(const char *who, long cpu) {
+    if (cpu < 0) {
+        printf("%s_cpu=any\n", who);
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu < CPU_SETSIZE) CPU_SET((int)cpu, &set);
+    if (cpu < CPU_SETSIZE && sched_setaffinity(0, sizeof set, &set) == 0)
+        printf("%s_cpu=%ld\n", who, cpu);
+    else
+        printf("%s_cpu=any (cannot pin to CPU %ld: %s)\n", who, cpu, strerror(errno));
+}
+
 static int net_address(const char *addr, long port, struct sockaddr_in *sa) {
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
@@ -226,7 +245,7 @@ static void serve_one(int c, char *buf) {
     }
 }
 
-static int cmd_netserver(const char *addr, long port) {
+static int cmd_netserver(const char *addr, long port, long cpu) {
     struct sockaddr_in sa;
     if (net_address(addr, port, &sa) != 0) {
         fprintf(stderr, "probe: bad address %s port %ld (numeric IPv4 expected)\n", addr, port);
@@ -243,6 +262,7 @@ static int cmd_netserver(const char *addr, long port) {
     getsockname(s, (struct sockaddr *)&sa, &len);
     char *buf = malloc(NET_BUF_MAX);
     if (!buf) return 2;
+    net_pin("server", cpu); /* before port=: the harness reads up to that line */
     printf("listening=%s\nport=%d\n", addr, ntohs(sa.sin_port));
     print_kernel();
     fflush(stdout);
@@ -382,6 +402,7 @@ static int cmd_netclient(int argc, char **argv) {
     long long bufsize = atoll(argv[5]), rr_count = atoll(argv[6]), rr_size = atoll(argv[7]);
     long long connects = atoll(argv[8]);
     double omit = argc >= 10 ? atof(argv[9]) : 0.0;
+    long cpu = argc >= 11 ? atol(argv[10]) : -1;
     if (net_address(argv[2], atol(argv[3]), &sa) != 0 || seconds <= 0 || seconds > 3600 ||
         omit < 0 || omit > 600 ||
         bufsize < 1 || bufsize > NET_BUF_MAX || rr_size < 1 || rr_size > NET_BUF_MAX ||
@@ -395,6 +416,7 @@ static int cmd_netclient(int argc, char **argv) {
     long long *ns = malloc((size_t)(rr_count > connects ? rr_count : connects) * sizeof *ns);
     if (!buf || !ns) return 2;
     printf("server=%s:%s\n", argv[2], argv[3]);
+    net_pin("client", cpu);
     print_kernel();
     int rc = net_rr(&sa, rr_count, (size_t)rr_size, buf, ns);
     if (rc == 0) rc = net_setup(&sa, connects, ns);
@@ -408,12 +430,14 @@ int main(int argc, char **argv) {
     if (argc >= 5 && strcmp(argv[1], "syscall") == 0)
         return cmd_syscall(atoll(argv[2]), atoll(argv[3]), argv[4]);
     if (argc >= 4 && strcmp(argv[1], "idle") == 0) return cmd_idle(atoll(argv[2]), atof(argv[3]));
-    if (argc >= 4 && strcmp(argv[1], "netserver") == 0) return cmd_netserver(argv[2], atol(argv[3]));
+    if (argc >= 4 && strcmp(argv[1], "netserver") == 0)
+        return cmd_netserver(argv[2], atol(argv[3]), argc >= 5 ? atol(argv[4]) : -1);
     if (argc >= 9 && strcmp(argv[1], "netclient") == 0) return cmd_netclient(argc, argv);
     fprintf(stderr,
             "usage: %s ready | syscall NULL_CALLS MIXED_ITERS DIR | idle BYTES SECONDS\n"
-            "       | netserver ADDR PORT\n"
-            "       | netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS [OMIT]\n",
+            "       | netserver ADDR PORT [CPU]\n"
+            "       | netclient ADDR PORT STREAM_SECONDS STREAM_BUF RR_COUNT RR_SIZE CONNECTS "
+            "[OMIT [CPU]]\n",
             argv[0]);
     return 64;
 }

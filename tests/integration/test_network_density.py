@@ -29,6 +29,7 @@ from bench.backends.docker.support import OWNER_LABEL, RUN_LABEL
 from bench.backends.native.backend import NativeBackend
 from bench.values import Outcome
 from bench.workloads import CONTRACT
+from bench.workloads.network import cpu_pair
 from tests.engines import skip_or_fail
 from tests.integration.helpers import docker_scenario, values
 
@@ -75,6 +76,7 @@ def check_network(outcome: Outcome) -> None:
     # The omitted warm-up (iperf3's -O) is sent and received, but not counted.
     assert 0 < int(outcome.facts["net_stream_bytes"]) < int(outcome.facts["net_stream_total_bytes"])
     assert outcome.facts["net_stream_iperf3"].startswith("iperf3 -c 127.0.0.1 -l 128K -t ")
+    assert "sockperf ping-pong --tcp -i 127.0.0.1" in outcome.facts["net_rr_sockperf"]
 
 
 def check_density(outcome: Outcome, n: int) -> None:
@@ -105,7 +107,13 @@ def test_native_network_and_its_server_is_gone_after_teardown(
     (variant,) = native.variants(sc)
     native.prepare(sc, variant)
     for index in range(2):  # the server is reused across repetitions
-        check_network(native.run(Repetition(sc, variant, index, False, sc.timeout, tmp_path)))
+        outcome = native.run(Repetition(sc, variant, index, False, sc.timeout, tmp_path))
+        check_network(outcome)
+    pair = cpu_pair(os.sched_getaffinity(0))
+    if pair is not None:  # client and server pinned apart, as iperf3 -A C,S by hand
+        assert outcome.facts["net_client_cpu"] == str(pair[0])
+        assert outcome.facts["net_server_cpu"] == str(pair[1])
+        assert outcome.facts["net_stream_iperf3"].endswith(f" -A {pair[0]},{pair[1]}")
     assert len(my_probes()) == 1  # the server, idle between repetitions
     native.teardown()
     assert my_probes() == []

@@ -21,13 +21,18 @@ from bench.workloads.hostmem import parse_meminfo
 from bench.workloads.network import (
     LOOPBACK,
     client_argv,
+    cpu_pair,
     iperf3_equivalent,
     parse_client,
     parse_server_port,
+    server_argv,
+    server_facts,
+    sockperf_equivalent,
 )
 
 # What `probe netclient` printed on the development machine (trimmed to what is parsed).
 CLIENT_OUTPUT = """server=127.0.0.1:46275
+client_cpu=0
 kernel=6.1.0-test
 rr_count=5000
 rr_p50=0.000014460
@@ -106,6 +111,42 @@ def test_client_argv_talks_to_loopback_only() -> None:
     ]  # fmt: skip
 
 
+def test_cpu_pair_pins_client_and_server_apart() -> None:
+    assert cpu_pair({3, 1, 2}) == (1, 2)  # the two lowest allowed CPUs: client, server
+    assert cpu_pair([5]) is None  # one CPU: nothing to separate, both unpinned
+    assert cpu_pair([]) is None
+
+
+def test_argv_carry_the_cpu_only_when_pinned() -> None:
+    workload = scenario({"kind": "network"}).workload
+    assert isinstance(workload, NetworkWorkload)
+    assert client_argv("/p", 1, workload, cpu=0)[-2:] == ["1", "0"]  # after OMIT
+    assert len(client_argv("/p", 1, workload)) == 10
+    assert server_argv("/p", LOOPBACK, 0, 1) == ["/p", "netserver", LOOPBACK, "0", "1"]
+    assert server_argv("/p", LOOPBACK, 0) == ["/p", "netserver", LOOPBACK, "0"]
+    command, _, _ = server_settings("bridge", (0, 1))
+    assert command[-3:] == ["0.0.0.0", "5201", "1"]
+
+
+def test_by_hand_equivalents_pin_the_same_way() -> None:
+    workload = scenario({"kind": "network"}).workload
+    assert isinstance(workload, NetworkWorkload)
+    assert iperf3_equivalent(workload, (0, 1)) == "iperf3 -c 127.0.0.1 -l 128K -t 2 -O 1 -A 0,1"
+    rr = sockperf_equivalent(workload, (0, 1))
+    assert rr.startswith("taskset -c 1 sockperf server --tcp -i 127.0.0.1 -p PORT; ")
+    assert rr.endswith(
+        "taskset -c 0 sockperf ping-pong --tcp -i 127.0.0.1 -p PORT -m 64 -t 2 --full-rtt"
+    )
+    assert "taskset" not in sockperf_equivalent(workload)
+
+
+def test_server_facts_name_its_cpu() -> None:
+    assert server_facts("server_cpu=1\nlistening=0.0.0.0\nport=5201\n") == {"net_server_cpu": "1"}
+    assert server_facts("listening=0.0.0.0\nport=5201\n") == {}  # an older probe: no fact
+    unpinned = "server_cpu=any (cannot pin to CPU 1: Invalid argument)\nport=5201\n"
+    assert server_facts(unpinned)["net_server_cpu"].startswith("any (cannot pin")
+
+
 def test_iperf3_equivalent_names_the_same_stream() -> None:
     workload = scenario({"kind": "network", "duration": 5, "omit": 0.5}).workload
     assert isinstance(workload, NetworkWorkload)
@@ -125,6 +166,7 @@ def test_parse_client_output() -> None:
     assert outcome.facts["net_stream_bytes"] == "2909929472"
     assert outcome.facts["net_stream_total_bytes"] == "4366272512"  # omitted ones included
     assert outcome.facts["kernel_client"] == "6.1.0-test"
+    assert outcome.facts["net_client_cpu"] == "0"
     with pytest.raises(BackendError, match="unparseable network probe output"):
         parse_client(CLIENT_OUTPUT.replace("stream_rate=", "stream_rat="))
 

@@ -42,6 +42,7 @@ from bench.values import Availability, BackendError, BackendUnavailable, Outcome
 from bench.workloads import build_probe
 from bench.workloads.density import MAX_THREADS, run_density
 from bench.workloads.fio import check_engines
+from bench.workloads.network import host_cpu_pair
 
 # The SDK is a declared dependency, but a broken install must make the backend report itself
 # unavailable with the reason, not crash the registry.
@@ -220,10 +221,11 @@ class DockerBackend:
             executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
         if isinstance(scenario.workload, NetworkWorkload):  # the server is the main process
             network = variant.params.get("network", "none")
-            executor.command, executor.ports, extra = server_settings(network)
+            cpus = host_cpu_pair()  # client on the first CPU, server on the second
+            executor.command, executor.ports, extra = server_settings(network, cpus)
             executor.host_config.update(extra)
             probe = str(build_probe(cache_dir()))  # the host client: same source as the guest's
-            self._networks[key] = DockerNetwork(executor, network, probe)
+            self._networks[key] = DockerNetwork(executor, network, probe, cpus)
         directory = storage_directory(storage)
         if isinstance(scenario.workload, CommandWorkload):
             executor.workdir = directory  # the command runs in the storage under test

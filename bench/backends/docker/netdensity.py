@@ -38,10 +38,12 @@ from bench.workloads.hostmem import process_tree
 from bench.workloads.network import (
     LOOPBACK,
     SERVER_PORT,
+    CpuPair,
     host_execute,
     parse_server_port,
     run_client,
     server_argv,
+    server_facts,
 )
 
 #: Seconds the server container may take to print its port.
@@ -49,21 +51,28 @@ SERVER_START: Final = 30.0
 _POLL: Final = 0.005
 
 
-def server_settings(network: str) -> tuple[list[str], list[int], dict[str, Any]]:
-    """(command, exposed ports, extra host-config) of the server container for ``network``."""
+def server_settings(
+    network: str, cpus: CpuPair = None
+) -> tuple[list[str], list[int], dict[str, Any]]:
+    """(command, exposed ports, extra host-config) of the server container for ``network``.
+
+    With ``cpus`` the server pins itself to ``cpus[1]`` (host CPU numbers: a container without
+    a cpuset may use every host CPU; with one, the probe stays unpinned and says so).
+    """
+    cpu = None if cpus is None else cpus[1]
     if network == "bridge":
         # All of the container's own interfaces (its netns), reached only through the port
         # Docker publishes on host loopback.
         everywhere = "0.0.0.0"  # noqa: S104
         bind = {SERVER_PORT: (LOOPBACK,)}  # published on 127.0.0.1, Docker picks the port
         return (
-            server_argv(GUEST_PROBE, everywhere, SERVER_PORT),
+            server_argv(GUEST_PROBE, everywhere, SERVER_PORT, cpu),
             [SERVER_PORT],
             {"port_bindings": bind},
         )
     if network == "host":  # host loopback: let the kernel pick a free port
-        return server_argv(GUEST_PROBE, LOOPBACK, 0), [], {}
-    return server_argv(GUEST_PROBE, LOOPBACK, SERVER_PORT), [], {}
+        return server_argv(GUEST_PROBE, LOOPBACK, 0, cpu), [], {}
+    return server_argv(GUEST_PROBE, LOOPBACK, SERVER_PORT, cpu), [], {}
 
 
 def client_applies(network: str, client: str) -> bool:
@@ -140,11 +149,15 @@ def proxy_fact(port: int) -> str:
 class DockerNetwork:
     """The server container of one (scenario, variant) and the clients that talk to it."""
 
-    def __init__(self, executor: ContainerExecutor, network: str, host_probe: str) -> None:
+    def __init__(
+        self, executor: ContainerExecutor, network: str, host_probe: str, cpus: CpuPair = None
+    ) -> None:
         self.executor = executor
         self.network = network
         self.host_probe = host_probe
+        self.cpus = cpus  # (client, server), as given to server_settings
         self._ports: tuple[str, int, int] | None = None  # container id, host port, inside
+        self._server_facts: dict[str, str] = {}
 
     def _endpoints(self) -> tuple[int, int]:
         container = self.executor.ensure()
@@ -153,6 +166,7 @@ class DockerNetwork:
         client = self.executor.client
         head = await_line(client, container, "port=", time.monotonic() + SERVER_START)
         inside = parse_server_port(head)
+        self._server_facts = server_facts(head)
         host = inside
         if self.network == "bridge":
             host = published_port(client.api.inspect_container(container))
@@ -168,16 +182,20 @@ class DockerNetwork:
             return self.executor(argv, max(0.1, min(limit, deadline - time.monotonic())))
 
         if where == "inside":
-            outcome = run_client(inside, GUEST_PROBE, inside_port, workload, timeout)
+            outcome = run_client(
+                inside, GUEST_PROBE, inside_port, workload, timeout, cpus=self.cpus
+            )
             path = f"container loopback {LOOPBACK}:{inside_port} ({self.network} network)"
             facts = {"net_path": path}
         else:
             left = max(0.1, deadline - time.monotonic())
-            outcome = run_client(host_execute, self.host_probe, host_port, workload, left)
+            outcome = run_client(
+                host_execute, self.host_probe, host_port, workload, left, cpus=self.cpus
+            )
             facts = {"net_path": f"host {LOOPBACK}:{host_port} -> container ({self.network})"}
             if self.network == "bridge":
                 facts["net_proxy"] = proxy_fact(host_port)
-        return Outcome(outcome.measurements, {**outcome.facts, **facts})
+        return Outcome(outcome.measurements, {**outcome.facts, **self._server_facts, **facts})
 
 
 class DockerInstances:

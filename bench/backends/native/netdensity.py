@@ -23,10 +23,13 @@ from bench.workloads import parse_keyvalues
 from bench.workloads.hostmem import process_tree
 from bench.workloads.network import (
     LOOPBACK,
+    CpuPair,
+    host_cpu_pair,
     host_execute,
     parse_server_port,
     run_client,
     server_argv,
+    server_facts,
 )
 
 #: backend spawn: (argv, merge_stderr) -> the process
@@ -44,24 +47,33 @@ class NativeNetwork:
         self._spawn = spawn
         self._read_until = read_until
         self._probe = probe
+        #: (client, server) CPUs: the probes pin themselves, as iperf3 -A does by hand
+        self._cpus: CpuPair = host_cpu_pair()
         self._server: subprocess.Popen[bytes] | None = None
         self._port = 0
+        self._server_facts: dict[str, str] = {}
 
     def _ensure(self) -> int:
         if self._server is not None and self._server.poll() is None:
             return self._port
         self.stop()
-        proc = self._spawn(server_argv(self._probe, LOOPBACK, 0))
+        cpu = None if self._cpus is None else self._cpus[1]
+        proc = self._spawn(server_argv(self._probe, LOOPBACK, 0, cpu))
         self._server = proc
         head = self._read_until(proc, b"port=", time.monotonic() + SERVER_START)
         self._port = parse_server_port(head)
+        self._server_facts = server_facts(head)
         return self._port
 
     def run(self, workload: NetworkWorkload, timeout: float) -> Outcome:
         """One client run against the server (host loopback)."""
         port = self._ensure()
-        outcome = run_client(host_execute, self._probe, port, workload, timeout)
-        facts = {**outcome.facts, "net_path": f"host loopback {LOOPBACK}:{port}"}
+        outcome = run_client(host_execute, self._probe, port, workload, timeout, cpus=self._cpus)
+        facts = {
+            **outcome.facts,
+            **self._server_facts,
+            "net_path": f"host loopback {LOOPBACK}:{port}",
+        }
         return Outcome(outcome.measurements, facts)
 
     def stop(self) -> None:

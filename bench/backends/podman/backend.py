@@ -68,6 +68,7 @@ from bench.scenario.model import (
 from bench.values import Availability, BackendError, BackendUnavailable, Outcome, Variant
 from bench.workloads import GUEST_PROBE, build_probe, run_command, run_disk, run_syscall
 from bench.workloads.density import run_variant
+from bench.workloads.network import host_cpu_pair
 
 INSTALL_HINT: Final = "sudo scripts/provision podman (podman, uidmap, rootless user)"
 BUILD_HINT: Final = "isobench env build"
@@ -151,10 +152,11 @@ class PodmanBackend:
             )
             if isinstance(scenario.workload, NetworkWorkload):  # the server is the main process
                 network = variant.params.get("network", "none")
-                executor.command, executor.ports, extra = server_settings(network)
+                cpus = host_cpu_pair()  # client on the first CPU, server on the second
+                executor.command, executor.ports, extra = server_settings(network, cpus)
                 executor.host_config.update(extra)
                 host_probe = str(build_probe(cache_dir()))  # the host client, same source
-                self._networks[key] = DockerNetwork(executor, network, host_probe)
+                self._networks[key] = DockerNetwork(executor, network, host_probe, cpus)
             else:
                 executor.setup.append(["mkdir", "-p", OVERLAY_DIR])
             if isinstance(scenario.workload, CommandWorkload):
