@@ -35,7 +35,7 @@ from bench.workloads.memfiles import (
     kernel_memory_devices,
     mapped_file,
     open_files,
-    process_devices,
+    process_mounts,
     read_mappings,
 )
 
@@ -173,15 +173,13 @@ def _permission_error(pid: int, path: str, exc: PermissionError) -> BackendError
 
 def memory_files(pids: Iterable[int]) -> MemoryFiles:
     """The memory files ``pids`` hold open or map, and the PSS of their mappings, read now."""
-    pids = list(pids)
-    devices = set(kernel_memory_devices())
-    for pid in pids:
-        devices |= process_devices(pid)
+    mounts = {pid: process_mounts(pid) for pid in pids}
+    devices = set(kernel_memory_devices()).union(*(m.devices for m in mounts.values()))
     found: list[MemoryFile] = []
     mappings: dict[int, list[SmapsEntry]] = {}
-    for pid in pids:
+    for pid, namespace in mounts.items():
         try:
-            found += open_files(pid, devices)
+            found += open_files(pid, devices, namespace.elsewhere)
             mappings[pid] = read_mappings(pid, devices)
         except PermissionError as exc:
             raise _permission_error(pid, "fd", exc) from exc

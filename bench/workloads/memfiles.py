@@ -15,9 +15,10 @@ environment's processes,
 A memory file is a regular file on the kernel's internal shmem mount (memfd, SysV shm, shared
 anonymous memory: its device is read once from a memfd of our own, likewise the internal
 hugetlbfs mount of ``MFD_HUGETLB`` memfds) or on a ``tmpfs``/``hugetlbfs`` mount of the
-process's mount namespace (``/proc/PID/mountinfo``). A mapped memory file no process holds
-open is sized through ``/proc/PID/map_files`` (root only); one that cannot be sized keeps its
-PSS and is named in the facts.
+process's mount namespace (``/proc/PID/mountinfo``). An fd whose ``fdinfo`` names any other
+mount is never stat'ed (a stuck NFS or FUSE mount would block). A mapped memory file no
+process holds open is sized through ``/proc/PID/map_files`` (root only); one that cannot be
+sized keeps its PSS and is named in the facts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -101,16 +102,38 @@ def parse_smaps(text: str) -> list[SmapsEntry]:
     return mappings
 
 
-def memory_devices(mountinfo: str) -> set[int]:
-    """Devices of the tmpfs/hugetlbfs mounts listed in ``/proc/PID/mountinfo`` text."""
+@dataclass(frozen=True, slots=True)
+class Mounts:
+    """A mount namespace as ``/proc/PID/mountinfo`` lists it, split by what its files hold."""
+
+    devices: frozenset[int] = frozenset()  # devices of tmpfs/hugetlbfs mounts
+    elsewhere: frozenset[int] = frozenset()  # mount ids of every other filesystem
+
+
+def parse_mountinfo(text: str) -> Mounts:
+    """Memory devices and the ids of the other mounts, from ``/proc/PID/mountinfo`` text."""
     devices: set[int] = set()
-    for line in mountinfo.splitlines():
+    elsewhere: set[int] = set()
+    for line in text.splitlines():
         left, sep, right = line.partition(" - ")
         fields, fstype = left.split(), right.split()[:1]
-        if sep and len(fields) > 2 and fstype and fstype[0] in MEMORY_FS:
+        if not sep or len(fields) < 3 or not fstype or not fields[0].isdigit():
+            continue
+        if fstype[0] in MEMORY_FS:
             major, _, minor = fields[2].partition(":")
             devices.add(os.makedev(int(major), int(minor)))
-    return devices
+        else:
+            elsewhere.add(int(fields[0]))
+    return Mounts(frozenset(devices), frozenset(elsewhere))
+
+
+def fdinfo_mount(text: str) -> int | None:
+    """The ``mnt_id:`` of ``/proc/PID/fdinfo/N`` text (None when absent)."""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name == "mnt_id" and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +172,7 @@ NO_MEMORY_FILES: Final = MemoryFiles()
 
 
 def account(
-    files: Iterable[MemoryFile], mappings: Mapping[int, list[SmapsEntry]], devices: set[int]
+    files: Iterable[MemoryFile], mappings: Mapping[int, list[SmapsEntry]], devices: Set[int]
 ) -> MemoryFiles:
     """The files (merged per (dev, inode)) and the PSS of their mappings (pure).
 
@@ -200,22 +223,31 @@ def kernel_memory_devices() -> frozenset[int]:
     return frozenset(devices)
 
 
-def process_devices(pid: int, proc: Path = Path("/proc")) -> set[int]:
-    """Memory devices seen from ``pid``'s mount namespace (empty when it is gone)."""
+def process_mounts(pid: int, proc: Path = Path("/proc")) -> Mounts:
+    """``pid``'s mount namespace, split (empty when it is gone)."""
     try:
-        return memory_devices((proc / str(pid) / "mountinfo").read_text(encoding="utf-8"))
+        return parse_mountinfo((proc / str(pid) / "mountinfo").read_text(encoding="utf-8"))
     except (FileNotFoundError, ProcessLookupError):
-        return set()
+        return Mounts()
 
 
-def open_files(pid: int, devices: set[int], proc: Path = Path("/proc")) -> Iterator[MemoryFile]:
-    """The memory files ``pid`` holds open (``stat -L /proc/PID/fd/N`` of each fd)."""
+def open_files(
+    pid: int, devices: Set[int], elsewhere: Set[int] = frozenset(), proc: Path = Path("/proc")
+) -> Iterator[MemoryFile]:
+    """The memory files ``pid`` holds open (``stat -L /proc/PID/fd/N`` of each fd).
+
+    An fd whose ``fdinfo`` names a mount in ``elsewhere`` (disk, NFS, FUSE...) is skipped
+    without a stat, which a stuck network or FUSE filesystem could block.
+    """
     try:
         entries = list((proc / str(pid) / "fd").iterdir())
     except (FileNotFoundError, ProcessLookupError):
         return
     for entry in entries:
         try:
+            info = (proc / str(pid) / "fdinfo" / entry.name).read_text(encoding="utf-8")
+            if fdinfo_mount(info) in elsewhere:
+                continue
             st = entry.stat()  # follows the magic link to the open file itself
             name = str(entry.readlink())
         except (FileNotFoundError, ProcessLookupError):
@@ -224,7 +256,7 @@ def open_files(pid: int, devices: set[int], proc: Path = Path("/proc")) -> Itera
             yield MemoryFile(st.st_dev, st.st_ino, name, st.st_blocks * 512, (pid,))
 
 
-def read_mappings(pid: int, devices: set[int], proc: Path = Path("/proc")) -> list[SmapsEntry]:
+def read_mappings(pid: int, devices: Set[int], proc: Path = Path("/proc")) -> list[SmapsEntry]:
     """``pid``'s smaps entries of files on memory devices (empty when it is gone)."""
     try:
         text = (proc / str(pid) / "smaps").read_text(encoding="utf-8", errors="replace")

@@ -12,13 +12,15 @@ import pytest
 from bench.workloads.hostmem import environment_memory, parse_smaps_rollup, sum_rollups
 from bench.workloads.memfiles import (
     MemoryFile,
+    Mounts,
     account,
+    fdinfo_mount,
     kernel_memory_devices,
     mapped_file,
-    memory_devices,
     open_files,
+    parse_mountinfo,
     parse_smaps,
-    process_devices,
+    process_mounts,
     read_mappings,
 )
 
@@ -81,13 +83,16 @@ def test_parse_smaps_keeps_the_file_of_each_mapping() -> None:
     assert runsc.dev == os.makedev(0xFE, 0x01)  # smaps prints the device in hex
 
 
-def test_memory_devices_are_the_tmpfs_and_hugetlbfs_mounts() -> None:
-    assert memory_devices(MOUNTINFO) == {
-        os.makedev(0, 125),
-        os.makedev(0, 126),
-        os.makedev(0, 40),
-    }
-    assert memory_devices("garbage\n\n") == set()
+def test_mountinfo_splits_memory_devices_from_other_mounts() -> None:
+    mounts = parse_mountinfo(MOUNTINFO)
+    assert mounts.devices == {os.makedev(0, 125), os.makedev(0, 126), os.makedev(0, 40)}
+    assert mounts.elsewhere == {1021, 1022, 1032}  # overlay, proc, cgroup2: never stat'ed
+    assert parse_mountinfo("garbage\n\n") == Mounts()
+
+
+def test_fdinfo_names_the_mount() -> None:
+    assert fdinfo_mount("pos:\t0\nflags:\t0100002\nmnt_id:\t1021\nino:\t652\n") == 1021
+    assert fdinfo_mount("pos:\t0\nflags:\t02\n") is None  # an old kernel
 
 
 def _gvisor_files() -> list[MemoryFile]:
@@ -170,28 +175,32 @@ def test_reading_a_fake_proc_tree(tmp_path: Path) -> None:
     dev = data.stat().st_dev
     proc = tmp_path / "proc"
     (proc / "5" / "fd").mkdir(parents=True)
-    (proc / "5" / "fd" / "3").symlink_to(data)
-    (proc / "5" / "fd" / "4").symlink_to(tmp_path)  # a directory: not a memory file
-    (proc / "5" / "fd" / "6").symlink_to(tmp_path / "gone")  # closed meanwhile
+    (proc / "5" / "fdinfo").mkdir()
+    for fd, target, mount in ((3, data, 0), (4, tmp_path, 0), (6, tmp_path / "gone", 0)):
+        (proc / "5" / "fd" / str(fd)).symlink_to(target)  # 4: a directory, 6: closed meanwhile
+        (proc / "5" / "fdinfo" / str(fd)).write_text(f"pos:\t0\nmnt_id:\t{mount}\n")
     (proc / "5" / "mountinfo").write_text(MOUNTINFO)
     (proc / "5" / "map_files").mkdir()
     (proc / "5" / "map_files" / "7f0000000000-7f0000200000").symlink_to(data)
     (proc / "5" / "smaps").write_text(STUB_SMAPS)
-    (held,) = open_files(5, {dev}, proc)
+    (held,) = open_files(5, {dev}, proc=proc)
     assert (held.dev, held.inode, held.holders) == (dev, data.stat().st_ino, (5,))
     assert held.allocated == data.stat().st_blocks * 512
     assert held.name == str(data)
-    assert list(open_files(5, {dev + 1}, proc)) == []  # not on a memory device
-    assert process_devices(5, proc) == memory_devices(MOUNTINFO)
+    assert list(open_files(5, {dev + 1}, proc=proc)) == []  # not on a memory device
+    # An fd on a mount known to be a disk (NFS, FUSE...) is not even stat'ed.
+    (proc / "5" / "fdinfo" / "3").write_text("pos:\t0\nmnt_id:\t1021\n")
+    assert list(open_files(5, {dev}, {1021}, proc)) == []
+    assert process_mounts(5, proc) == parse_mountinfo(MOUNTINFO)
     mappings = read_mappings(5, {SHM}, proc)
     assert [m.size for m in mappings] == [4096, 2 * MiB]  # the stack is not a memory file
     sized = mapped_file(5, mappings[1], proc)
     assert sized is not None
     assert sized.allocated == held.allocated
     assert mapped_file(5, mappings[0], proc) is None
-    assert list(open_files(99, {dev}, proc)) == []  # a gone process has nothing
+    assert list(open_files(99, {dev}, proc=proc)) == []  # a gone process has nothing
     assert read_mappings(99, {SHM}, proc) == []
-    assert process_devices(99, proc) == set()
+    assert process_mounts(99, proc) == Mounts()
 
 
 CHILD = """
