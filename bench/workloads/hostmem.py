@@ -8,9 +8,12 @@ One definition for every backend (docs/report.md): the environment's *host* proc
 * VM: the VMM process (QEMU) and its descendants.
 
 and ``memory.environment`` is the sum of their ``Pss`` from ``/proc/PID/smaps_rollup``, read
-while the workload idles after touching its memory. Shared daemons (dockerd, containerd,
-libvirtd) serve every environment at once and are not counted. ``smem -c "pid pss"`` sums the
-same ``Pss`` lines from ``/proc/PID/smaps``, so it reproduces the figure by hand.
+while the workload idles after touching its memory, with the memory files those processes hold
+open or map (memfd, tmpfs, SysV shm: :mod:`bench.workloads.memfiles`) counted once each at
+their allocated size in place of the PSS of their mappings. Shared daemons (dockerd,
+containerd, libvirtd) serve every environment at once and are not counted. ``smem -c "pid
+pss"`` sums the same ``Pss`` lines from ``/proc/PID/smaps`` and ``stat -L -c '%b %B'
+/proc/PID/fd/N`` gives a memory file's size, so the figure can be redone by hand.
 """
 
 from __future__ import annotations
@@ -23,6 +26,18 @@ from typing import Final
 import psutil
 
 from bench.values import BackendError
+from bench.workloads.memfiles import (
+    NO_MEMORY_FILES,
+    MemoryFile,
+    MemoryFiles,
+    SmapsEntry,
+    account,
+    kernel_memory_devices,
+    mapped_file,
+    open_files,
+    process_mounts,
+    read_mappings,
+)
 
 #: Lines of smaps_rollup kept, all in kB in the file, all in bytes here.
 _FIELDS: Final = (
@@ -103,51 +118,94 @@ def process_tree(pid: int) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentMemory:
-    """Summed smaps_rollup of an environment's host processes (bytes)."""
+    """An environment's host memory: its processes' summed smaps_rollup and its memory files."""
 
-    pss: int
+    pss: int  # memory.environment = process_pss - memfiles.mapped_pss + memfiles.allocated
     rss: int
     private: int
     swap_pss: int
     pids: tuple[int, ...]  # the processes that were read (gone ones are left out)
+    process_pss: int = 0  # the plain sum of the processes' smaps_rollup Pss
+    memfiles: MemoryFiles = NO_MEMORY_FILES
 
     def facts(self, prefix: str = "environment") -> dict[str, str]:
         """Facts recorded with the sample, so the sum can be checked by hand."""
-        return {
+        files = self.memfiles
+        facts = {
             f"{prefix}_pids": ",".join(str(p) for p in self.pids),
             f"{prefix}_rss_bytes": str(self.rss),
             f"{prefix}_uss_bytes": str(self.private),
             f"{prefix}_swap_pss_bytes": str(self.swap_pss),
+            f"{prefix}_process_pss_bytes": str(self.process_pss),
+            f"{prefix}_memfile_bytes": str(files.allocated),
+            f"{prefix}_memfile_mapped_pss_bytes": str(files.mapped_pss),
+            f"{prefix}_memfiles": "; ".join(f.describe() for f in files.files) or "none",
         }
+        if files.unsized:
+            facts[f"{prefix}_memfiles_unsized"] = "; ".join(files.unsized)
+        return facts
 
 
-def sum_rollups(rollups: Mapping[int, Rollup]) -> EnvironmentMemory:
-    """Add up per-process rollups (pure)."""
+def sum_rollups(
+    rollups: Mapping[int, Rollup], memfiles: MemoryFiles = NO_MEMORY_FILES
+) -> EnvironmentMemory:
+    """Add up per-process rollups; memory files replace the PSS of their mappings (pure)."""
     values = list(rollups.values())
+    process_pss = sum(r.pss for r in values)
     return EnvironmentMemory(
-        pss=sum(r.pss for r in values),
+        pss=process_pss - memfiles.mapped_pss + memfiles.allocated,
         rss=sum(r.rss for r in values),
         private=sum(r.private for r in values),
         swap_pss=sum(r.swap_pss for r in values),
         pids=tuple(sorted(rollups)),
+        process_pss=process_pss,
+        memfiles=memfiles,
     )
 
 
+def _permission_error(pid: int, path: str, exc: PermissionError) -> BackendError:
+    msg = (
+        f"cannot read /proc/{pid}/{path} ({exc.strerror}): memory.environment "
+        "needs the harness to run as root or as the environment's owner"
+    )
+    return BackendError(msg)
+
+
+def memory_files(pids: Iterable[int]) -> MemoryFiles:
+    """The memory files ``pids`` hold open or map, and the PSS of their mappings, read now."""
+    mounts = {pid: process_mounts(pid) for pid in pids}
+    devices = set(kernel_memory_devices()).union(*(m.devices for m in mounts.values()))
+    found: list[MemoryFile] = []
+    mappings: dict[int, list[SmapsEntry]] = {}
+    for pid, namespace in mounts.items():
+        try:
+            found += open_files(pid, devices, namespace.elsewhere)
+            mappings[pid] = read_mappings(pid, devices)
+        except PermissionError as exc:
+            raise _permission_error(pid, "fd", exc) from exc
+    held = {(f.dev, f.inode) for f in found}
+    for pid, entries in mappings.items():
+        for entry in entries:
+            if entry.key not in held and (sized := mapped_file(pid, entry)) is not None:
+                found.append(sized)
+                held.add(entry.key)
+    return account(found, mappings, devices)
+
+
 def environment_memory(pids: Iterable[int]) -> EnvironmentMemory:
-    """Read smaps_rollup of each distinct pid now and sum them (gone processes count 0)."""
+    """Read smaps_rollup of each distinct pid and its memory files now, and sum them.
+
+    Gone processes count 0.
+    """
     rollups: dict[int, Rollup] = {}
     for pid in dict.fromkeys(pids):
         try:
             rollup = read_rollup(pid)
         except PermissionError as exc:
-            msg = (
-                f"cannot read /proc/{pid}/smaps_rollup ({exc.strerror}): memory.environment "
-                "needs the harness to run as root or as the environment's owner"
-            )
-            raise BackendError(msg) from exc
+            raise _permission_error(pid, "smaps_rollup", exc) from exc
         if rollup is not None:
             rollups[pid] = rollup
-    return sum_rollups(rollups)
+    return sum_rollups(rollups, memory_files(rollups))
 
 
 def parse_meminfo(text: str) -> dict[str, int]:

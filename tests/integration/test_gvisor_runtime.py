@@ -10,7 +10,6 @@ import pytest
 
 from bench.backends.base import Repetition
 from bench.backends.docker import DockerBackend
-from bench.backends.docker.backend import GVISOR_MEMORY
 from bench.backends.docker.support import RUN_LABEL
 from bench.scenario.model import Scenario, parse_scenario
 from tests.engines import skip_or_fail
@@ -67,15 +66,3 @@ def test_syscall_and_startup_under_gvisor(backend: DockerBackend, tmp_path: Path
     client = backend._connect()
     left = client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run}"})
     assert left == []
-
-
-def test_gvisor_memory_is_labelled_as_a_lower_bound(backend: DockerBackend, tmp_path: Path) -> None:
-    # What the note says, on the real engine: PSS misses the Sentry's unmapped memory file,
-    # which the container's cgroup charges.
-    sc = scenario({"kind": "memory", "alloc": "64MiB", "idle": 1})
-    (variant,) = backend.variants(sc)
-    backend.prepare(sc, variant)
-    outcome = backend.run(Repetition(sc, variant, 0, False, sc.timeout, tmp_path))
-    values = {m.metric: m.value for m in outcome.measurements}
-    assert values["memory.cgroup_usage"] > values["memory.environment"]
-    assert GVISOR_MEMORY in backend.notes()

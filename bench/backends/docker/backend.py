@@ -77,16 +77,6 @@ ENABLE_HINT: Final = "sudo bash scripts/provision-docker.sh (installs and starts
 BUILD_HINT: Final = "isobench env build"
 
 
-#: What PSS cannot see under gVisor (measured here: memory.environment 42.9 MiB, below
-#: native's 64.8 MiB, while the container's cgroup holds 76.2 MiB).
-GVISOR_MEMORY: Final = (
-    "gVisor (runsc): memory.environment undercounts. The Sentry keeps the application's "
-    "memory in a memory file (memfd) whose pages count in no process's PSS while unmapped; "
-    "the container's cgroup charges them (memory.cgroup_usage). Read memory.overhead of "
-    "runsc variants as a lower bound."
-)
-
-
 class DockerBackend:
     """Containers on the local dockerd (docker SDK for Python)."""
 
@@ -288,8 +278,6 @@ class DockerBackend:
             host_config_kwargs(variant.params, repetition.scenario.limits),
         )
         if isinstance(workload, MemoryWorkload):
-            if variant.params.get("runtime") == "runsc" and GVISOR_MEMORY not in self._notes:
-                self._notes.append(GVISOR_MEMORY)
             alloc = int(workload.alloc)
             return measure.memory_idle(client, spec, alloc, workload.idle, repetition.timeout)
         if variant.params.get("path") == "cli":

@@ -322,6 +322,7 @@ def memory_idle(
         "cgroup_usage_raw": str(cgroup.usage),
         "cgroup_inactive_file": str(cgroup.inactive_file),
         "cgroup_rss": str(cgroup.stat.get("total_rss", cgroup.stat.get("anon", 0))),
+        "cgroup_shmem": str(cgroup.stat.get("total_shmem", cgroup.stat.get("shmem", 0))),
         "probe_peak_rss_bytes": kv.get("peak_rss", ""),
         "probe_ru_maxrss_bytes": kv.get("maxrss_rusage", ""),
         "shim_uss_bytes": str(shims.memory.private),

@@ -31,6 +31,8 @@ from bench.scenario.model import MemoryWorkload
 from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, parse_keyvalues
 from bench.workloads.hostmem import EnvironmentMemory, environment_memory, process_tree
+from bench.workloads.memfiles import SmapsEntry as Mapping
+from bench.workloads.memfiles import parse_smaps
 
 MIB: Final = 1024 * 1024
 #: Metric names :func:`measure_memory` emits (startup ones: bench.backends.vagrant.startup).
@@ -40,27 +42,6 @@ EMITS: Final = frozenset(
         *("memory.guest_total", "memory.guest_available", "memory.workload_peak"),
     }
 )
-_MAPPING_RE: Final = re.compile(
-    r"^(?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+)\s+(?P<perms>\S+)\s+\S+\s+\S+\s+(?P<inode>\d+)"
-    r"\s*(?P<name>.*)$"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Mapping:
-    """One ``/proc/PID/smaps`` entry (sizes in bytes)."""
-
-    start: int
-    end: int
-    perms: str
-    name: str
-    rss: int
-    pss: int
-
-    @property
-    def size(self) -> int:
-        """Virtual size of the mapping."""
-        return self.end - self.start
 
 
 def parse_meminfo(text: str) -> dict[str, int]:
@@ -72,36 +53,6 @@ def parse_meminfo(text: str) -> dict[str, int]:
             value = int(match.group(2))
             out[match.group(1)] = value * 1024 if line.rstrip().endswith("kB") else value
     return out
-
-
-def parse_smaps(text: str) -> list[Mapping]:
-    """The mappings of ``/proc/PID/smaps`` with their Rss and Pss."""
-    mappings: list[Mapping] = []
-    header: re.Match[str] | None = None
-    fields: dict[str, int] = {}
-
-    def flush() -> None:
-        if header is not None:
-            mappings.append(
-                Mapping(
-                    int(header["start"], 16),
-                    int(header["end"], 16),
-                    header["perms"],
-                    header["name"].strip(),
-                    fields.get("Rss", 0),
-                    fields.get("Pss", 0),
-                )
-            )
-
-    for line in text.splitlines():
-        match = _MAPPING_RE.match(line)
-        if match:
-            flush()
-            header, fields = match, {}
-        else:
-            fields.update(parse_meminfo(line))
-    flush()
-    return mappings
 
 
 def guest_ram_mapping(mappings: list[Mapping], configured: int) -> Mapping | None:
