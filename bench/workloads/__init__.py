@@ -37,6 +37,7 @@ from bench.workloads.probe import (
     GUEST_PROBE,
     ProbeBuildError,
     build_probe,
+    build_static,
     probe_hash,
     probe_source,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "StartupWorkload",
     "SyscallWorkload",
     "build_probe",
+    "build_static",
     "command_argv",
     "contract",
     "disk_placement",

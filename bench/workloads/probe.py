@@ -1,8 +1,12 @@
-"""The static probe binary (probe.c): its source, content hash, build and guest path."""
+"""The static probe binary (probe.c): its source, content hash, build and guest path.
+
+:func:`build_static` is the one way host-side C helpers are compiled and cached.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from importlib import resources
@@ -31,19 +35,29 @@ def probe_hash() -> str:
 
 def build_probe(cache: Path) -> Path:
     """Build the static probe into ``cache`` (reused while the source is unchanged)."""
-    target = cache / f"isobench-probe-{probe_hash()}"
+    return build_static(cache, "isobench-probe", probe_source(), "the static syscall probe")
+
+
+def build_static(cache: Path, stem: str, source: bytes, what: str) -> Path:
+    """Compile C ``source`` statically to ``cache/STEM-HASH`` (HASH: of the source), once.
+
+    The one build mechanism for the host-side binaries (the probe, the native launcher):
+    a changed source gets a new name, an unchanged one is reused as is.
+    """
+    digest = hashlib.sha256(source).hexdigest()[:12]
+    target = cache / f"{stem}-{digest}"
     if target.exists():
         return target
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         msg = (
-            "no C compiler found to build the static syscall probe "
-            "(apt-get install gcc libc6-dev); refusing to fall back to an interpreted loop"
+            f"no C compiler found to build {what} (apt-get install gcc libc6-dev); "
+            "refusing to fall back to an interpreted substitute"
         )
         raise ProbeBuildError(msg)
-    src = cache / f"probe-{probe_hash()}.c"
-    src.write_bytes(probe_source())
-    tmp = target.with_suffix(".tmp")
+    src = cache / f"{stem}-{digest}.c"
+    src.write_bytes(source)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # concurrent builders
     proc = subprocess.run(
         [compiler, "-O2", "-static", "-o", str(tmp), str(src)],
         capture_output=True,
@@ -51,7 +65,7 @@ def build_probe(cache: Path) -> Path:
         check=False,
     )
     if proc.returncode != 0:
-        msg = f"building the static probe failed ({compiler}): {proc.stderr.strip()[-500:]}"
+        msg = f"building {what} failed ({compiler}): {proc.stderr.strip()[-500:]}"
         raise ProbeBuildError(msg)
     tmp.replace(target)
     return target

@@ -95,12 +95,15 @@ class NativeBackend(ProcessLauncher):
         return [HOST]
 
     def prepare(self, scenario: Scenario, variant: Variant) -> None:
-        """Check the host has the workload's tools; build the probe, start the reaper; create
-        a cgroup when limits are set; check the asynchronous ioengines of fio jobs."""
+        """Check the host has the workload's tools; build the probe (and for start-up the
+        launcher), start the reaper; create a cgroup when limits are set; check the
+        asynchronous ioengines of fio jobs."""
         problems = host_problems(scenario)
         if problems:  # skipped rows with the reason, not one failure per repetition
             raise BackendUnavailable("; ".join(problems))
         self._probe = build_probe(cache_dir())
+        if isinstance(scenario.workload, StartupWorkload):
+            self.launch_tool()  # built here, not in the first repetition: errors surface early
         REAPER.start()  # workloads die with the harness; started here, outside any timing
         if not self._swept:  # disk test directories of killed runs (same rule as scratch)
             self._swept = True

@@ -3,12 +3,20 @@
 Every process is spawned in its own process group, watched by the reaper (it dies with the
 harness, even a harness killed with SIGKILL) and, when the scenario sets limits, born in the
 transient cgroup. A timeout, an error or Ctrl-C kills the whole group.
+
+A *timed* launch (:meth:`ProcessLauncher.run_timed`, the start-up workload) puts a tiny C
+process between the harness and the workload: ``isobench-launch`` (``launch.c``, compiled and
+cached by content hash like the probe's host copy) reads the clocks immediately around
+``posix_spawnp`` and ``waitpid``, as ``hyperfine -N`` does, and reports them on a pipe of their
+own. Python's spawn path and pipe handling (0.3-0.7 ms here) then stay outside the interval;
+the launcher is the group's leader, so the one kill and the reaper work as for any launch.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import shlex
 import subprocess
 import threading
 import time
@@ -18,6 +26,14 @@ from pathlib import Path
 
 from bench.backends.base import Repetition
 from bench.backends.cgroup import Cgroup
+from bench.backends.native.timed import (
+    TimedRun,
+    launch_tool,
+    parse_launch_report,
+    read_file,
+    read_to_end,
+    wait_exit,
+)
 from bench.procgroup import kill_tree, release, spawn, terminate_group
 from bench.values import BackendError, RepetitionTimeout
 from bench.workloads import ExecResult, Executor
@@ -29,33 +45,83 @@ class ProcessLauncher:
     def __init__(self) -> None:
         #: The cgroup new processes are born in (None: unlimited).
         self._cgroup: Cgroup | None = None
+        self._launch_tool: Path | None = None
 
     def spawn(
-        self, argv: Sequence[str], *, cwd: Path | None = None, merge_stderr: bool = False
-    ) -> tuple[subprocess.Popen[bytes], int]:
-        """Start ``argv``; also return CLOCK_REALTIME ns taken immediately before spawning."""
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        merge_stderr: bool = False,
+        report_fd: int | None = None,
+        output: tuple[int, int] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv``; stdout and stderr to pipes, or to the ``output`` descriptors.
+
+        With ``report_fd``, under the launcher (:meth:`run_timed`) reporting on that descriptor.
+        """
         command, fds = self._wrap(argv, cwd)
+        if report_fd is not None:
+            command = [str(self.launch_tool()), str(report_fd), *command]
+            fds = (*fds, report_fd)
+        stdout: int = subprocess.PIPE if output is None else output[0]
+        stderr: int = subprocess.PIPE if output is None else output[1]
+        if merge_stderr:
+            stderr = subprocess.STDOUT
         try:
             with self._cgroup.attached() if self._cgroup else nullcontext():
-                t0 = time.time_ns()
                 # Its own process group (a timeout kills it all), watched by the reaper (it
                 # dies with the harness, even a harness killed with SIGKILL).
                 proc = spawn(
                     command,
                     pass_fds=fds,
                     stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                    stdout=stdout,
+                    stderr=stderr,
                     cwd=cwd,
                 )
         except OSError as exc:
             msg = f"cannot run {argv[0]!r}: {exc.strerror or exc}"
             raise BackendError(msg) from exc
-        return proc, t0
+        return proc
 
     def spawn_merged(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         """Start ``argv`` with stderr merged into stdout."""
-        return self.spawn(argv, merge_stderr=True)[0]
+        return self.spawn(argv, merge_stderr=True)
+
+    def launch_tool(self) -> Path:
+        """The launcher binary (:func:`launch_tool`), built once per harness process."""
+        if self._launch_tool is None:
+            self._launch_tool = launch_tool()
+        return self._launch_tool
+
+    def run_timed(self, argv: Sequence[str], timeout: float, what: str) -> TimedRun:
+        """Run ``argv`` to its end under the launcher: its clocks, the child's output.
+
+        While the child runs the harness only sleeps, as hyperfine does: the output goes to
+        memory files (no pipe to drain, no reader woken by each write) and the exit is awaited
+        on a pidfd (no watchdog thread started inside the interval). The launcher's report
+        comes on a pipe of its own. A timeout, an error or Ctrl-C ends the group as usual.
+        """
+        report_read, report_write = os.pipe()
+        out_fd = os.memfd_create("isobench-stdout", os.MFD_CLOEXEC)
+        err_fd = os.memfd_create("isobench-stderr", os.MFD_CLOEXEC)
+        try:
+            try:
+                proc = self.spawn(argv, report_fd=report_write, output=(out_fd, err_fd))
+            finally:
+                os.close(report_write)  # the launcher holds the only write end now
+            if not wait_exit(proc, timeout, what):  # no pidfd (kernel < 5.3): the watchdog
+                self.communicate(proc, timeout, what, timeout)
+            report = read_to_end(report_read)
+            out, err = read_file(out_fd), read_file(err_fd)
+        finally:
+            for fd in (report_read, out_fd, err_fd):
+                os.close(fd)
+        times = parse_launch_report(report, argv[0], proc.returncode, err)
+        spawned = proc.args if isinstance(proc.args, list) else [proc.args]
+        command = shlex.join(str(arg) for arg in spawned[2:])  # without the launcher itself
+        return TimedRun(times, out, err, command)
 
     def _wrap(self, argv: Sequence[str], cwd: Path | None) -> tuple[list[str], tuple[int, ...]]:
         """The command actually spawned and the fds it inherits (the sandbox wraps argv)."""
@@ -113,7 +179,7 @@ class ProcessLauncher:
                 msg = f"repetition exceeded its {budget:g} s timeout"
                 raise RepetitionTimeout(msg)
             start = time.perf_counter()
-            proc, _ = self.spawn(argv, cwd=cwd)
+            proc = self.spawn(argv, cwd=cwd)
             out, err = self.communicate(proc, left, Path(argv[0]).name, budget)
             return ExecResult(proc.returncode, out, err, time.perf_counter() - start)
 

@@ -16,6 +16,9 @@ from bench.values import BackendError, Measurement, Outcome
 from bench.workloads import MemoryWorkload, parse_keyvalues
 from bench.workloads.hostmem import environment_memory, process_tree
 
+#: The ``timed_by`` fact of a start-up sample: what read its clocks.
+TIMED_BY: Final = "isobench-launch: clocks around posix_spawnp..waitpid (as hyperfine -N)"
+
 #: Metric names this backend emits itself (the workloads module declares the rest).
 EMITS: Final = frozenset(
     {"startup.ready", "startup.total", "memory.environment", "memory.workload_peak"}
@@ -23,28 +26,32 @@ EMITS: Final = frozenset(
 
 
 def startup(launcher: ProcessLauncher, probe: str, timeout: float) -> Outcome:
-    """ready = probe's first-instruction clock - t0; total = reaped - t0 (same clock)."""
-    proc, t0 = launcher.spawn([probe, "ready"])  # t0: CLOCK_REALTIME, the clock the probe reads
-    out, err = launcher.communicate(proc, timeout, "probe ready", timeout)
-    t_end = time.time_ns()
-    if proc.returncode != 0:
-        msg = f"probe ready exited with status {proc.returncode}: {err.strip()[-300:]}"
+    """ready = probe's first-instruction clock - t0; total = reaped - t0 (the launcher's clocks).
+
+    t0 and the reap are read by the C launcher (:meth:`ProcessLauncher.run_timed`) right
+    around posix_spawnp and waitpid, as ``hyperfine -N`` reads them: ready on CLOCK_REALTIME
+    (the clock the probe prints), total on CLOCK_MONOTONIC.
+    """
+    run = launcher.run_timed([probe, "ready"], timeout, "probe ready")
+    times = run.times
+    if times.returncode != 0:
+        msg = f"probe ready exited with status {times.returncode}: {run.stderr.strip()[-300:]}"
         raise BackendError(msg)
-    kv = parse_keyvalues(out)
+    kv = parse_keyvalues(run.stdout)
     try:
         ready_ns = int(kv["ready_ns"])
     except (KeyError, ValueError) as exc:
-        msg = f"unparseable probe output: {out[-300:]!r}"
+        msg = f"unparseable probe output: {run.stdout[-300:]!r}"
         raise BackendError(msg) from exc
-    if not t0 <= ready_ns <= t_end:
+    if not times.start_realtime_ns <= ready_ns <= times.end_realtime_ns:
         msg = "the realtime clock moved during the measurement (ready outside launch..exit)"
         raise BackendError(msg)
     return Outcome(
         [
-            Measurement("startup.ready", (ready_ns - t0) / 1e9),
-            Measurement("startup.total", (t_end - t0) / 1e9),
+            Measurement("startup.ready", (ready_ns - times.start_realtime_ns) / 1e9),
+            Measurement("startup.total", times.total),
         ],
-        {"kernel": kv.get("kernel", "")},
+        {"kernel": kv.get("kernel", ""), "command": run.command, "timed_by": TIMED_BY},
     )
 
 

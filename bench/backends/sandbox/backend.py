@@ -12,6 +12,8 @@ Each variant is one rung of the isolation ladder, stacking one more mechanism:
 
 Everything else is the native backend's machinery (it *is* a native launch, wrapped): the
 same executor, watchdog, startup clock and memory probe, so differences come from the layers.
+Start-up is timed by native's C launcher (``isobench-launch``) around the whole bwrap process,
+as ``hyperfine -N`` times ``bwrap ... probe ready``.
 
 ``network``: ``--unshare-all`` gives the sandbox a network namespace of its own holding only
 its loopback; no interface joins it to the host's, so ``client: host`` has nothing to connect
@@ -42,7 +44,13 @@ from bench.backends.sandbox.seccomp import SeccompUnavailableError, compile_prof
 from bench.envbuild.rootfs import rootfs_hash, rootfs_path
 from bench.ownership import make_owned_dir
 from bench.paths import cache_dir
-from bench.scenario.model import DensityWorkload, DiskWorkload, NetworkWorkload, Scenario
+from bench.scenario.model import (
+    DensityWorkload,
+    DiskWorkload,
+    NetworkWorkload,
+    Scenario,
+    StartupWorkload,
+)
 from bench.values import Availability, BackendUnavailable, Outcome, Variant
 from bench.workloads import GUEST_PROBE, ExecResult, Executor, disk_variant, run_disk
 from bench.workloads.network import LOOPBACK, SERVER_PORT, run_client
@@ -164,6 +172,8 @@ class SandboxBackend(NativeBackend):
         """Find the rootfs; create the rung's cgroup; compile the seccomp profile."""
         self._rootfs = self._tree()
         self._probe = Path(GUEST_PROBE)
+        if isinstance(scenario.workload, StartupWorkload):
+            self.launch_tool()  # the host-side launcher that times bwrap (native's)
         key = (scenario.hash, variant.label)
         if key in self._rungs:
             return
@@ -269,12 +279,20 @@ class SandboxBackend(NativeBackend):
         return [*prefix, *argv], () if seccomp is None else (seccomp,)
 
     def spawn(
-        self, argv: Sequence[str], *, cwd: Path | None = None, merge_stderr: bool = False
-    ) -> tuple[subprocess.Popen[bytes], int]:
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        merge_stderr: bool = False,
+        report_fd: int | None = None,
+        output: tuple[int, int] | None = None,
+    ) -> subprocess.Popen[bytes]:
         """The native spawn, closing the launch's own seccomp descriptor once bwrap has it."""
         with self._launch_lock:
             try:
-                return super().spawn(argv, cwd=cwd, merge_stderr=merge_stderr)
+                return super().spawn(
+                    argv, cwd=cwd, merge_stderr=merge_stderr, report_fd=report_fd, output=output
+                )
             finally:
                 while self._launch_fds:
                     os.close(self._launch_fds.pop())
