@@ -21,7 +21,13 @@ from bench.backends.sandbox import SandboxBackend
 from bench.values import BackendError, RepetitionTimeout, Variant
 from bench.workloads import GUEST_PROBE
 from tests.engines import skip_or_fail
-from tests.integration.helpers import available, run_once, scenario, values
+from tests.integration.helpers import (
+    available,
+    interrupt_with_sigint,
+    run_once,
+    scenario,
+    values,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,18 +74,29 @@ def test_a_missing_program_is_named(native: NativeBackend) -> None:
         native.run_timed(["/nonexistent/prog"], 30, "prog")
 
 
+def sleepers(duration: str) -> list[psutil.Process]:
+    """Processes whose argv ends ``sleep DURATION``: the sleep and the launcher above it."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and p.info["cmdline"][-2:] == ["sleep", duration]
+    ]
+
+
 def test_a_timeout_kills_launcher_and_child(native: NativeBackend) -> None:
     # An unusual duration, so that no unrelated `sleep` on the host is mistaken for ours.
     started = time.monotonic()
     with pytest.raises(RepetitionTimeout, match=r"within the 0\.3 s timeout"):
         native.run_timed(["sleep", "2718.28"], 0.3, "sleep")
     assert time.monotonic() - started < 10
-    left = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"] and p.info["cmdline"][-2:] == ["sleep", "2718.28"]
-    ]
-    assert left == []  # neither the launcher (its argv ends the same) nor the sleep
+    assert sleepers("2718.28") == []
+
+
+def test_ctrl_c_kills_launcher_and_child(native: NativeBackend) -> None:
+    interrupt_with_sigint(
+        lambda: native.run_timed(["sleep", "2718.29"], 60, "sleep"), after=0.5, cleanup=lambda: None
+    )
+    assert sleepers("2718.29") == []
 
 
 def test_startup_samples_name_their_command_and_clock(
