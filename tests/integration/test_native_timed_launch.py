@@ -109,6 +109,7 @@ def test_startup_samples_name_their_command_and_clock(
     assert outcome.facts["command"].endswith(" ready")
     assert outcome.facts["command"].split()[0] == str(native._probe)
     assert outcome.facts["timed_by"] == TIMED_BY
+    assert 0 < float(outcome.facts["primer_total_s"]) < 5  # the untimed launch before it
 
 
 @pytest.mark.sandbox

@@ -95,8 +95,11 @@ class ProcessLauncher:
             self._launch_tool = launch_tool()
         return self._launch_tool
 
-    def run_timed(self, argv: Sequence[str], timeout: float, what: str) -> TimedRun:
-        """Run ``argv`` to its end under the launcher: its clocks, the child's output.
+    def run_timed(
+        self, argv: Sequence[str], timeout: float, what: str, budget: float | None = None
+    ) -> TimedRun:
+        """Run ``argv`` under the launcher, killed after ``timeout`` s (the repetition's
+        ``budget``, if given, named in the error): its clocks, the child's output.
 
         While the child runs the harness only sleeps, as hyperfine does: the output goes to
         memory files (no pipe to drain, no reader woken by each write) and the exit is awaited
@@ -111,8 +114,9 @@ class ProcessLauncher:
                 proc = self.spawn(argv, report_fd=report_write, output=(out_fd, err_fd))
             finally:
                 os.close(report_write)  # the launcher holds the only write end now
-            if not wait_exit(proc, timeout, what):  # no pidfd (kernel < 5.3): the watchdog
-                self.communicate(proc, timeout, what, timeout)
+            budget = timeout if budget is None else budget
+            if not wait_exit(proc, timeout, what, budget):  # no pidfd (kernel < 5.3):
+                self.communicate(proc, timeout, what, budget)  # the watchdog thread
             report = read_to_end(report_read)
             out, err = read_file(out_fd), read_file(err_fd)
         finally:

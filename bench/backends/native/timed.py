@@ -109,12 +109,13 @@ def read_file(fd: int) -> str:
     return read_to_end(fd)
 
 
-def wait_exit(proc: subprocess.Popen[bytes], timeout: float, what: str) -> bool:
+def wait_exit(proc: subprocess.Popen[bytes], timeout: float, what: str, budget: float) -> bool:
     """Sleep until ``proc`` exits, then reap it; False when the kernel has no pidfd.
 
     ``poll`` on a pidfd returns at the child's exit, like a blocking ``waitpid``, and yet
     gives up after ``timeout`` s: no thread, no polling loop. Past the timeout the group is
-    ended the one way (:func:`~bench.procgroup.kill_tree`) and RepetitionTimeout raised;
+    ended the one way (:func:`~bench.procgroup.kill_tree`) and RepetitionTimeout raised
+    (naming the repetition's ``budget``, as :meth:`ProcessLauncher.communicate` does);
     Ctrl-C or the runner's watchdog (SIGALRM) end it too and propagate.
     """
     try:
@@ -132,7 +133,7 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float, what: str) -> bool:
         os.close(pidfd)
     if not exited:
         kill_tree(proc)
-        msg = f"{what} did not finish within the {timeout:g} s timeout (killed)"
+        msg = f"{what} did not finish within the {budget:g} s timeout (killed)"
         raise RepetitionTimeout(msg)
     proc.wait()  # already a zombie: returns at once
     release(proc)
