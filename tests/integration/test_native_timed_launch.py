@@ -58,7 +58,16 @@ def test_the_interval_holds_the_childs_whole_run(native: NativeBackend) -> None:
     wall = (run.times.end_realtime_ns - run.times.start_realtime_ns) / 1e9
     assert SLEEP <= wall < SLEEP + SLACK  # the realtime pair brackets the run too
     assert run.times.returncode == 0
+    assert run.times.warmup_ns is None  # none asked for
     assert run.command == f"sleep {SLEEP}"
+
+
+def test_warmups_run_before_and_stay_out_of_the_interval(native: NativeBackend) -> None:
+    run = native.run_timed(["sh", "-c", f"echo run; sleep {SLEEP}"], 30, "sh", warmups=2)
+    assert run.stdout == "run\n"  # the warm-ups' output is discarded, as hyperfine's
+    assert run.times.warmup_ns is not None
+    assert SLEEP <= run.times.warmup_ns / 1e9 < SLEEP + SLACK
+    assert SLEEP <= run.times.total < SLEEP + SLACK  # one run, not three
 
 
 def test_output_and_status_come_back_apart(native: NativeBackend) -> None:
@@ -109,7 +118,7 @@ def test_startup_samples_name_their_command_and_clock(
     assert outcome.facts["command"].endswith(" ready")
     assert outcome.facts["command"].split()[0] == str(native._probe)
     assert outcome.facts["timed_by"] == TIMED_BY
-    assert 0 < float(outcome.facts["primer_total_s"]) < 5  # the untimed launch before it
+    assert 0 < float(outcome.facts["warmup_total_s"]) < 5  # the untimed launch before it
 
 
 @pytest.mark.sandbox

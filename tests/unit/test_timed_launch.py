@@ -32,6 +32,12 @@ def test_a_full_report_gives_both_clocks_and_the_interval() -> None:
     assert times.returncode == 0
 
 
+def test_a_warm_up_run_is_reported_apart() -> None:
+    times = parse("warmup_ns=412000\nwarmup_wait_status=256\n" + GOOD.format(status=0))
+    assert (times.warmup_ns, times.warmup_returncode, times.returncode) == (412000, 1, 0)
+    assert parse(GOOD.format(status=0)).warmup_ns is None
+
+
 @pytest.mark.parametrize(
     ("status", "returncode"),
     [(3 << 8, 3), (255 << 8, 255), (signal.SIGKILL, -9), (signal.SIGTERM | 0x80, -15)],
@@ -72,5 +78,6 @@ def test_an_end_before_the_start_is_refused() -> None:
 def test_the_launcher_source_ships_with_the_package() -> None:
     source = resources.files("bench.backends.native").joinpath("launch.c").read_text()
     assert "posix_spawnp" in source
-    for key in ("start_realtime_ns", "start_monotonic_ns", "end_monotonic_ns", "wait_status"):
+    keys = ("start_realtime_ns", "start_monotonic_ns", "end_monotonic_ns", "wait_status")
+    for key in (*keys, "warmup_ns", "warmup_wait_status"):
         assert f"{key}=" in source  # the keys parse_launch_report reads

@@ -14,9 +14,12 @@ the launcher is the group's leader, so the one kill and the reaper work as for a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import select
 import shlex
+import socket
 import subprocess
 import threading
 import time
@@ -55,14 +58,16 @@ class ProcessLauncher:
         merge_stderr: bool = False,
         report_fd: int | None = None,
         output: tuple[int, int] | None = None,
+        warmups: int = 0,
     ) -> subprocess.Popen[bytes]:
         """Start ``argv``; stdout and stderr to pipes, or to the ``output`` descriptors.
 
-        With ``report_fd``, under the launcher (:meth:`run_timed`) reporting on that descriptor.
+        With ``report_fd``, under the launcher (:meth:`run_timed`) talking on that descriptor,
+        which runs ``warmups`` untimed launches right before the timed one.
         """
         command, fds = self._wrap(argv, cwd)
         if report_fd is not None:
-            command = [str(self.launch_tool()), str(report_fd), *command]
+            command = [str(self.launch_tool()), str(report_fd), str(warmups), *command]
             fds = (*fds, report_fd)
         stdout: int = subprocess.PIPE if output is None else output[0]
         stderr: int = subprocess.PIPE if output is None else output[1]
@@ -96,35 +101,49 @@ class ProcessLauncher:
         return self._launch_tool
 
     def run_timed(
-        self, argv: Sequence[str], timeout: float, what: str, budget: float | None = None
+        self,
+        argv: Sequence[str],
+        timeout: float,
+        what: str,
+        *,
+        warmups: int = 0,
+        budget: float | None = None,
     ) -> TimedRun:
         """Run ``argv`` under the launcher, killed after ``timeout`` s (the repetition's
         ``budget``, if given, named in the error): its clocks, the child's output.
 
-        While the child runs the harness only sleeps, as hyperfine does: the output goes to
-        memory files (no pipe to drain, no reader woken by each write) and the exit is awaited
-        on a pidfd (no watchdog thread started inside the interval). The launcher's report
-        comes on a pipe of its own. A timeout, an error or Ctrl-C ends the group as usual.
+        ``warmups`` untimed launches of the same command run right before the timed one,
+        back to back inside the launcher (their output discarded), as hyperfine's warm-up.
+
+        While the child runs the harness only sleeps, as hyperfine does: the launcher starts
+        its clock when told "go", sent once the harness has nothing left to do but wait; the
+        output goes to memory files (no pipe to drain, no reader woken by each write) and the
+        exit is awaited on a pidfd (no watchdog thread). "go" and the launcher's report share
+        a socket of their own. A timeout, an error or Ctrl-C ends the group as usual.
         """
-        report_read, report_write = os.pipe()
+        harness_end, launcher_end = socket.socketpair()  # "go" one way, the report back
         out_fd = os.memfd_create("isobench-stdout", os.MFD_CLOEXEC)
         err_fd = os.memfd_create("isobench-stderr", os.MFD_CLOEXEC)
         try:
             try:
-                proc = self.spawn(argv, report_fd=report_write, output=(out_fd, err_fd))
+                fd = launcher_end.fileno()
+                proc = self.spawn(argv, report_fd=fd, output=(out_fd, err_fd), warmups=warmups)
             finally:
-                os.close(report_write)  # the launcher holds the only write end now
+                launcher_end.close()  # the launcher holds the only other end now
             budget = timeout if budget is None else budget
-            if not wait_exit(proc, timeout, what, budget):  # no pidfd (kernel < 5.3):
+            go = functools.partial(_send_go, harness_end)
+            if not wait_exit(proc, timeout, what, budget, go):  # no pidfd (kernel < 5.3):
+                go()
                 self.communicate(proc, timeout, what, budget)  # the watchdog thread
-            report = read_to_end(report_read)
+            report = read_to_end(harness_end.fileno())
             out, err = read_file(out_fd), read_file(err_fd)
         finally:
-            for fd in (report_read, out_fd, err_fd):
+            harness_end.close()
+            for fd in (out_fd, err_fd):
                 os.close(fd)
         times = parse_launch_report(report, argv[0], proc.returncode, err)
         spawned = proc.args if isinstance(proc.args, list) else [proc.args]
-        command = shlex.join(str(arg) for arg in spawned[2:])  # without the launcher itself
+        command = shlex.join(str(arg) for arg in spawned[3:])  # without the launcher itself
         return TimedRun(times, out, err, command)
 
     def _wrap(self, argv: Sequence[str], cwd: Path | None) -> tuple[list[str], tuple[int, ...]]:
@@ -188,6 +207,12 @@ class ProcessLauncher:
             return ExecResult(proc.returncode, out, err, time.perf_counter() - start)
 
         return execute
+
+
+def _send_go(channel: socket.socket) -> None:
+    """Let the launcher start its clock (a launcher that died already gets nothing)."""
+    with contextlib.suppress(OSError):
+        channel.send(b"g")
 
 
 def read_until(proc: subprocess.Popen[bytes], marker: bytes, deadline: float) -> str:

@@ -10,17 +10,16 @@ import time
 from typing import Final
 
 from bench.backends.native.launch import ProcessLauncher, read_until
-from bench.backends.native.timed import TimedRun
 from bench.procgroup import kill_tree
 from bench.sysinfo import vm_hwm
-from bench.values import BackendError, Measurement, Outcome, RepetitionTimeout
+from bench.values import BackendError, Measurement, Outcome
 from bench.workloads import MemoryWorkload, parse_keyvalues
 from bench.workloads.hostmem import environment_memory, process_tree
 
 #: The ``timed_by`` fact of a start-up sample: what read its clocks, and in which state.
 TIMED_BY: Final = (
     "isobench-launch: clocks around posix_spawnp..waitpid (as hyperfine -N), "
-    "right after one untimed launch of the same command (as in hyperfine's loop)"
+    "right after one untimed launch of the same command (hyperfine's warm-up), back to back"
 )
 
 #: Metric names this backend emits itself (the workloads module declares the rest).
@@ -36,15 +35,21 @@ def startup(launcher: ProcessLauncher, probe: str, timeout: float) -> Outcome:
     around posix_spawnp and waitpid, as ``hyperfine -N`` reads them: ready on CLOCK_REALTIME
     (the clock the probe prints), total on CLOCK_MONOTONIC.
 
-    The timed launch follows an untimed one of the same command (the *primer*), as each run
-    of hyperfine's loop follows the previous one. Without it the figure depends on how long
-    the host idled before (here +26-50 % after a 20 ms pause, +14 % right after a sandbox:
-    docs/spectrum.md), i.e. on the runner's own pace and on the variant run before.
+    The timed launch follows an untimed one of the same command, back to back inside the
+    launcher (hyperfine's warm-up), as each run of hyperfine's loop follows the previous one.
+    Without it the figure depends on how long the host idled before: here +26-50 % after a
+    20 ms pause, +15-25 % after 0.3 ms (docs/spectrum.md), i.e. on the runner's own pace and
+    on the variant run before.
     """
-    deadline = time.monotonic() + timeout
-    primer = _probe_ready(launcher, probe, timeout, timeout)
-    run = _probe_ready(launcher, probe, deadline - time.monotonic(), timeout)
+    run = launcher.run_timed([probe, "ready"], timeout, "probe ready", warmups=1)
     times = run.times
+    if times.returncode != 0:
+        msg = f"probe ready exited with status {times.returncode}: {run.stderr.strip()[-300:]}"
+        raise BackendError(msg)
+    if times.warmup_returncode:  # its output went to /dev/null, as hyperfine's warm-up's
+        status = times.warmup_returncode
+        msg = f"probe ready (the untimed warm-up launch) exited with status {status}"
+        raise BackendError(msg)
     kv = parse_keyvalues(run.stdout)
     try:
         ready_ns = int(kv["ready_ns"])
@@ -58,7 +63,7 @@ def startup(launcher: ProcessLauncher, probe: str, timeout: float) -> Outcome:
         "kernel": kv.get("kernel", ""),
         "command": run.command,
         "timed_by": TIMED_BY,
-        "primer_total_s": f"{primer.times.total:.9f}",
+        "warmup_total_s": f"{(times.warmup_ns or 0) / 1e9:.9f}",
     }
     return Outcome(
         [
@@ -67,19 +72,6 @@ def startup(launcher: ProcessLauncher, probe: str, timeout: float) -> Outcome:
         ],
         facts,
     )
-
-
-def _probe_ready(launcher: ProcessLauncher, probe: str, left: float, budget: float) -> TimedRun:
-    """One timed launch of ``probe ready`` within ``left`` s that exited 0."""
-    if left <= 0:
-        msg = f"probe ready did not finish within the {budget:g} s timeout"
-        raise RepetitionTimeout(msg)
-    run = launcher.run_timed([probe, "ready"], left, "probe ready", budget)
-    if run.times.returncode != 0:
-        status = run.times.returncode
-        msg = f"probe ready exited with status {status}: {run.stderr.strip()[-300:]}"
-        raise BackendError(msg)
-    return run
 
 
 def memory_idle(

@@ -1,8 +1,9 @@
 """Timed launches: the C launcher (``launch.c``), its report, and the harness's quiet wait.
 
-``isobench-launch REPORT_FD PROGRAM ARG...`` reads CLOCK_REALTIME and CLOCK_MONOTONIC
+``isobench-launch FD PROGRAM ARG...`` waits for "go" on socket FD (sent when the harness
+has nothing left to do but sleep until the exit), reads CLOCK_REALTIME and CLOCK_MONOTONIC
 immediately before ``posix_spawnp`` and after ``waitpid``, as ``hyperfine -N`` does, and writes
-them to REPORT_FD as ``key=value`` lines. It is compiled and cached by content hash like the
+them back on FD as ``key=value`` lines. It is compiled and cached by content hash like the
 probe's host copy (:func:`bench.workloads.build_static`). The parsing here is pure; the
 launch itself is :meth:`bench.backends.native.launch.ProcessLauncher.run_timed`.
 """
@@ -13,6 +14,7 @@ import math
 import os
 import select
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -43,6 +45,9 @@ class LaunchTimes:
     end_realtime_ns: int
     #: As :attr:`subprocess.Popen.returncode`: the exit status, or -N for signal N.
     returncode: int
+    #: The last untimed warm-up launch right before (None: none was asked for).
+    warmup_ns: int | None = None
+    warmup_returncode: int | None = None
 
     @property
     def total(self) -> float:
@@ -76,6 +81,11 @@ def parse_launch_report(
     try:
         start_rt, start, end, end_rt, status = (int(values[k]) for k in _REPORT_KEYS)
         returncode = os.waitstatus_to_exitcode(status)
+        warmup = int(values["warmup_ns"]) if "warmup_ns" in values else None
+        warmup_status = values.get("warmup_wait_status")
+        warmup_code = None
+        if warmup_status is not None:
+            warmup_code = os.waitstatus_to_exitcode(int(warmup_status))
     except (KeyError, ValueError) as exc:
         msg = (
             f"the start-up launcher (isobench-launch) gave no usable report for {program!r} "
@@ -86,7 +96,7 @@ def parse_launch_report(
     if end < start:
         msg = f"the start-up launcher reported an end before its start: {report!r}"
         raise BackendError(msg)
-    return LaunchTimes(start_rt, start, end, end_rt, returncode)
+    return LaunchTimes(start_rt, start, end, end_rt, returncode, warmup, warmup_code)
 
 
 def launch_tool() -> Path:
@@ -96,7 +106,7 @@ def launch_tool() -> Path:
 
 
 def read_to_end(fd: int) -> str:
-    """Everything left in pipe ``fd`` (its writers have exited)."""
+    """Everything left in pipe or socket ``fd`` (its writers have exited)."""
     chunks = []
     while chunk := os.read(fd, 65536):
         chunks.append(chunk)
@@ -109,8 +119,14 @@ def read_file(fd: int) -> str:
     return read_to_end(fd)
 
 
-def wait_exit(proc: subprocess.Popen[bytes], timeout: float, what: str, budget: float) -> bool:
-    """Sleep until ``proc`` exits, then reap it; False when the kernel has no pidfd.
+def wait_exit(
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    what: str,
+    budget: float,
+    go: Callable[[], None],
+) -> bool:
+    """Call ``go()``, sleep until ``proc`` exits, reap it; False when the kernel has no pidfd.
 
     ``poll`` on a pidfd returns at the child's exit, like a blocking ``waitpid``, and yet
     gives up after ``timeout`` s: no thread, no polling loop. Past the timeout the group is
@@ -125,6 +141,7 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float, what: str, budget: 
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
+        go()  # the last thing before sleeping: the launcher's clock starts now
         exited = poller.poll(math.ceil(max(timeout, 0.001) * 1000))
     except BaseException:  # Ctrl-C or the runner's watchdog: never leave it running
         kill_tree(proc)

@@ -286,12 +286,18 @@ class SandboxBackend(NativeBackend):
         merge_stderr: bool = False,
         report_fd: int | None = None,
         output: tuple[int, int] | None = None,
+        warmups: int = 0,
     ) -> subprocess.Popen[bytes]:
         """The native spawn, closing the launch's own seccomp descriptor once bwrap has it."""
         with self._launch_lock:
             try:
                 return super().spawn(
-                    argv, cwd=cwd, merge_stderr=merge_stderr, report_fd=report_fd, output=output
+                    argv,
+                    cwd=cwd,
+                    merge_stderr=merge_stderr,
+                    report_fd=report_fd,
+                    output=output,
+                    warmups=warmups,
                 )
             finally:
                 while self._launch_fds:
