@@ -7,9 +7,11 @@ transient cgroup. A timeout, an error or Ctrl-C kills the whole group.
 A *timed* launch (:meth:`ProcessLauncher.run_timed`, the start-up workload) puts a tiny C
 process between the harness and the workload: ``isobench-launch`` (``launch.c``, compiled and
 cached by content hash like the probe's host copy) reads the clocks immediately around
-``posix_spawnp`` and ``waitpid``, as ``hyperfine -N`` does, and reports them on a pipe of their
-own. Python's spawn path and pipe handling (0.3-0.7 ms here) then stay outside the interval;
-the launcher is the group's leader, so the one kill and the reaper work as for any launch.
+``posix_spawnp`` and ``waitpid``, as ``hyperfine -N`` does, once the harness sleeps, after
+optional untimed warm-up launches, and reports them on a socket of their own (see
+:mod:`~bench.backends.native.timed`). Python's spawn path and pipe handling (0.3-0.7 ms here)
+stay outside the interval; the launcher is the group's leader, so the one kill and the reaper
+work as for any launch.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Timed launches: the C launcher (``launch.c``), its report, and the harness's quiet wait.
 
-``isobench-launch FD PROGRAM ARG...`` waits for "go" on socket FD (sent when the harness
-has nothing left to do but sleep until the exit), reads CLOCK_REALTIME and CLOCK_MONOTONIC
-immediately before ``posix_spawnp`` and after ``waitpid``, as ``hyperfine -N`` does, and writes
-them back on FD as ``key=value`` lines. It is compiled and cached by content hash like the
-probe's host copy (:func:`bench.workloads.build_static`). The parsing here is pure; the
-launch itself is :meth:`bench.backends.native.launch.ProcessLauncher.run_timed`.
+``isobench-launch FD WARMUPS PROGRAM ARG...`` waits for "go" on socket FD (sent when the
+harness has nothing left to do but sleep until the exit), runs PROGRAM WARMUPS times untimed,
+then reads CLOCK_REALTIME and CLOCK_MONOTONIC immediately before ``posix_spawnp`` and after
+``waitpid``, as ``hyperfine -N`` does, and writes them back on FD as ``key=value`` lines.
+It is compiled and cached by content hash like the probe's host copy
+(:func:`bench.workloads.build_static`). The parsing here is pure; the launch itself is
+:meth:`bench.backends.native.launch.ProcessLauncher.run_timed`.
 """
 
 from __future__ import annotations
