@@ -1,10 +1,11 @@
 """Network, density and command workloads on REAL VMs (vagrant-libvirt; TCG on this host).
 
-Boots two VMs and interrupts a third: ONE shared VM (module-scoped backend, the VM keyed on its
-size) carries the network workload (client on the host and inside), the command in the storage
-under test and the refusal of a missing tool; the density test destroys it and boots one fresh
-VM (N=1) while N=32 is refused by the memory cap before anything starts; the Ctrl-C test sends
-SIGINT to this process while a density VM is being created.
+Boots three VMs and interrupts a fourth: ONE shared VM (module-scoped backend, the VM keyed on
+its size) carries the network workload (client on the host and inside), the command in the
+storage under test and the refusal of a missing tool; the density test destroys it and boots two
+fresh VMs at once (N=2, start=concurrent) while N=32 is refused by the memory cap before
+anything starts; the Ctrl-C test sends SIGINT to this process while a density VM is being
+created.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bench.backends.base import Repetition
 from bench.backends.vagrant.backend import VagrantBackend
 from bench.backends.vagrant.guest import GUEST_DISK_DIR
 from bench.backends.vagrant.netdensity import VmInstances
+from bench.backends.vagrant.vm import vms_root
 from bench.scenario.model import parse_scenario
 from bench.values import BackendUnavailable, Variant
 from bench.workloads import CONTRACT
@@ -108,23 +110,43 @@ def test_a_tool_missing_from_the_box_is_refused_in_prepare(backend):
     assert "program 'stress-ng'" in message
 
 
-def test_density_one_vm_measured_and_32_capped(backend, tmp_path):
-    sc = scenario({"kind": "density", "instances": [1, 32], "start": ["sequential"], "settle": 1.0})
-    one, many = backend.variants(sc)
-    assert (one.params["instances"], many.params["instances"]) == ("1", "32")
+def test_density_two_vms_concurrently_measured_and_32_capped(backend, tmp_path):
+    sc = scenario({"kind": "density", "instances": [2, 32], "start": ["concurrent"], "settle": 1.0})
+    two, many = backend.variants(sc)
+    assert (two.params["instances"], many.params["instances"]) == ("2", "32")
     with pytest.raises(BackendUnavailable, match="capped by host memory: 32 VMs need"):
         backend.prepare(sc, many)
     assert kept_vm(backend) is None, "a density prepare leaves no shared VM running"
-    outcome = run(backend, sc, one, tmp_path)
+    outcome = run(backend, sc, two, tmp_path)
     values = {m.metric: m.value for m in outcome.measurements}
     assert set(values) == set(CONTRACT["density"])
-    # One idle VM costs at least tens of MiB of QEMU PSS; it came up after its launch.
+    facts = outcome.facts
+    assert (facts["density_instances"], facts["density_start"]) == ("2", "concurrent")
+    # Every instance measured: two distinct domains of this process, each with its own QEMU.
+    measured = dict(item.split("=") for item in facts["density_qemu"].split())
+    assert len(measured) == 2, facts["density_qemu"]
+    assert all(d.startswith(f"isobench-{os.getpid()}-") for d in measured), measured
+    pids = {int(pid) for pid in measured.values()}
+    assert len(pids) == 2
+    assert int(facts["processes"]) >= 2
+    assert int(facts["pss_total"]) == pytest.approx(2 * values["density.pss_per_instance"])
+    # An idle VM costs at least tens of MiB of QEMU PSS.
     assert values["density.pss_per_instance"] > 50 * 1024 * 1024
-    assert 0 < values["density.startup_mean"] == values["density.startup_max"]
+    mean, worst, span = (values[f"density.startup_{k}"] for k in ("mean", "max", "all"))
+    assert 0 < mean <= worst <= span
+    # Concurrent: the two boots overlapped (one after the other, the span would be >= both).
+    assert span < 2 * mean, (span, mean)
     assert values["density.teardown_all"] > 0
-    assert outcome.facts["density_instances"] == "1"
-    assert outcome.facts["accelerator"] == backend.accelerator().accelerator
+    assert facts["accelerator"] == backend.accelerator().accelerator
     assert own_leftovers() == [], "every density VM is destroyed at the end of the repetition"
+    assert not [pid for pid in pids if psutil.pid_exists(pid)], "a density QEMU outlived it"
+    prefix = f"isobench-{os.getpid()}-"
+    assert not [d.name for d in vms_root().iterdir() if d.name.startswith(prefix)]
+    assert not [
+        child.pid
+        for child in psutil.Process().children(recursive=True)
+        if child.status() != psutil.STATUS_ZOMBIE and "vagrant" in " ".join(child.cmdline())
+    ], "no vagrant process outlives the repetition"
 
 
 # Python's subprocess gives a SIGINTed call 0.25 s to reap its child, then drops the Popen with

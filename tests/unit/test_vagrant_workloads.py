@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from bench.backends.vagrant.netdensity import (
     GIB,
     MEMORY_SHARE,
     MIB,
+    VmInstances,
     density_cap,
     domain_address,
     parse_domifaddr,
@@ -60,6 +63,23 @@ def test_domain_address_refuses_an_address_libvirt_does_not_report(
     assert domain_address("isobench-1-ab_default", "192.168.121.57") == "192.168.121.57"
     with pytest.raises(BackendError, match=r"refusing to connect to '10\.0\.0\.1'"):
         domain_address("isobench-1-ab_default", "10.0.0.1")
+
+
+def test_density_pids_record_each_vms_qemu_and_refuse_a_missing_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    qemu = {"isobench-1-aa_default": 101, "isobench-1-bb_default": 202}
+    monkeypatch.setattr(netdensity, "domain_qemu_pid", qemu.get)
+    monkeypatch.setattr(netdensity, "process_tree", lambda pid: [pid])
+    instances = VmInstances(None, 1.0, [])  # type: ignore[arg-type]  # spec unused here
+    handles: Any = [SimpleNamespace(vm=SimpleNamespace(domain=d)) for d in sorted(qemu)]
+    assert instances.pids(handles) == [101, 202]
+    assert instances.facts() == {
+        "density_qemu": "isobench-1-aa_default=101 isobench-1-bb_default=202"
+    }
+    gone: Any = [SimpleNamespace(vm=SimpleNamespace(domain="isobench-1-cc_default"))]
+    with pytest.raises(BackendError, match="no QEMU process found for domain isobench-1-cc"):
+        instances.pids(gone)
 
 
 def test_client_argv_takes_the_vm_address() -> None:

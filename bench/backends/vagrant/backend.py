@@ -329,7 +329,7 @@ class VagrantBackend:
             instances, int(params["instances"]), params["start"], workload.settle,
             repetition.timeout,
         )  # fmt: skip
-        return self._with_facts(outcome, {"vm_per_repetition": "fresh"})
+        return self._with_facts(outcome, {"vm_per_repetition": "fresh", **instances.facts()})
 
     def _fresh_memory(self, repetition: Repetition, workload: MemoryWorkload) -> Outcome:
         """Boot a fresh VM, measure it while the probe idles, destroy it (always)."""

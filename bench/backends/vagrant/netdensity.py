@@ -166,6 +166,8 @@ class VmInstances:
         self.spec = spec
         self.up_timeout = up_timeout
         self.notes = notes
+        #: Domain -> QEMU pid of each VM whose memory was measured (fact ``density_qemu``).
+        self.measured: dict[str, int] = {}
 
     def launch(self, index: int, idle: float) -> VmInstance:
         """``vagrant up`` one VM with the readiness channel; destroyed if that fails."""
@@ -198,8 +200,13 @@ class VmInstances:
             if pid is None:
                 msg = f"no QEMU process found for domain {handle.vm.domain}"
                 raise BackendError(msg)
+            self.measured[handle.vm.domain] = pid
             pids += process_tree(pid)
         return pids
+
+    def facts(self) -> dict[str, str]:
+        """Which QEMU process each measured VM was (so a reader can match smem's rows)."""
+        return {"density_qemu": " ".join(f"{d}={p}" for d, p in sorted(self.measured.items()))}
 
     def stop(self, handle: VmInstance) -> None:
         """Destroy one VM (idempotent; a failure is noted, never raised)."""
