@@ -231,6 +231,15 @@ def test_the_vagrantfile_and_the_box_name_the_same_marker_port():
     assert f"/dev/virtio-ports/{MARKER_PORT}" in box_mod.GUEST_FILES[box_mod.MARKER_SCRIPT][1]
 
 
+def test_the_vagrantfile_boots_the_box_kernel_line_with_a_machine_id_per_vm():
+    # Without its own machine id every VM of the box has the same DHCP identity, and VMs booted
+    # at once (density, start=concurrent) wait for a lease dnsmasq gave to another one.
+    vagrantfile = (REPO_ROOT / "Vagrantfile").read_text()
+    assert f'KERNEL_CMDLINE = "{box_mod.KERNEL_CMDLINE}"' in vagrantfile
+    assert 'libvirt.cmd_line = "#{KERNEL_CMDLINE} systemd.machine_id=#{MACHINE_ID}"' in vagrantfile
+    assert "MACHINE_ID = Digest::SHA256.hexdigest(" in vagrantfile
+
+
 def test_box_hash_covers_the_guest_files(monkeypatch):
     before = box_hash("aaaaaaaaaaaa")
     changed = dict(box_mod.GUEST_FILES)
