@@ -24,7 +24,7 @@ from bench.backends.vagrant.netdensity import (
 )
 from bench.scenario.model import NetworkWorkload, Scenario, parse_scenario
 from bench.values import BackendError
-from bench.workloads import ExecResult
+from bench.workloads import GUEST_PROBE, ExecResult
 from bench.workloads.network import client_argv
 from bench.workloads.tools import guest_problems, parse_guest_check
 
@@ -154,3 +154,68 @@ def test_network_and_density_variants_carry_the_accelerator(tcg_backend: Vagrant
         ("32", "concurrent"),
     ]
     assert all(v.params["accel"] == "tcg" for v in density)
+
+
+class _GuestVm:
+    """A VM stand-in: records what the network side runs in it (no vagrant, no libvirt)."""
+
+    def __init__(self, cpus: int) -> None:
+        self.spec = SimpleNamespace(cpus=cpus)
+        self.domain = "isobench-test_default"
+        self.ssh_options = {"hostname": "192.168.121.57"}
+        self.argvs: list[list[str]] = []
+
+    def execute(
+        self, argv: Sequence[str], timeout: float, prefix: Sequence[str] = ()
+    ) -> ExecResult:
+        self.argvs.append(list(argv))
+        if "netserver" in argv:
+            return ExecResult(0, "server_cpu=1\nlistening=0.0.0.0\nport=5201\n", "", 0.1)
+        return ExecResult(0, _CLIENT, "", 0.1)
+
+
+_CLIENT = "\n".join(
+    [
+        "client_cpu=0",
+        "rr_count=10",
+        "rr_p50=0.000100000",
+        "rr_p99=0.000200000",
+        "rr_mean=0.000110000",
+        "rr_min=0.000090000",
+        "rr_max=0.000300000",
+        "connect_count=2",
+        "connect_p50=0.000200000",
+        "connect_p99=0.000300000",
+        "connect_mean=0.000210000",
+        "connect_min=0.000190000",
+        "connect_max=0.000300000",
+        "stream_bytes=1000000",
+        "stream_seconds=1.0",
+        "stream_rate=1000000.0",
+        "stream_buffer=131072",
+        "stream_omit=1.000",
+        "stream_total_bytes=2000000",
+        "stream_sender_seconds=2.0",
+    ]
+)
+
+
+@pytest.mark.parametrize(("cpus", "pinned"), [(2, True), (1, False)])
+def test_vm_network_pins_inside_client_and_server_apart(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, pinned: bool
+) -> None:
+    """The placement rule of every backend, inside the guest: client vCPU 0, server vCPU 1."""
+    monkeypatch.setattr(netdensity, "domain_address", lambda domain, hostname: hostname)
+    vm = _GuestVm(cpus)
+    network = netdensity.VmNetwork(vm, "/host/probe", [])  # type: ignore[arg-type]
+    workload = scenario({"kind": "network", "duration": 1}).workload
+    assert isinstance(workload, NetworkWorkload)
+    outcome = network.run(workload, "inside", 30.0)
+    server = next(argv for argv in vm.argvs if "netserver" in argv)
+    client = vm.argvs[-1]
+    unpinned_client = client_argv(GUEST_PROBE, 5201, workload, netdensity.net.LOOPBACK)
+    port = str(netdensity.net.SERVER_PORT)
+    assert server[-3:] == ["0.0.0.0", port, "1"] if pinned else server[-2:] == ["0.0.0.0", port]
+    assert client == ([*unpinned_client, "0"] if pinned else unpinned_client)
+    assert outcome.facts.get("net_server_cpu") == "1"  # what the stand-in server said
+    assert ("-A 0,1" in outcome.facts["net_stream_iperf3"]) == pinned

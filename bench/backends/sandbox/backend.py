@@ -53,7 +53,7 @@ from bench.scenario.model import (
 )
 from bench.values import Availability, BackendUnavailable, Outcome, Variant
 from bench.workloads import GUEST_PROBE, ExecResult, Executor, disk_variant, run_disk
-from bench.workloads.network import LOOPBACK, SERVER_PORT, run_client
+from bench.workloads.network import LOOPBACK, SERVER_PORT, host_cpu_pair, run_client
 
 INSTALL_HINT: Final = "sudo scripts/provision sandbox (apt-get install bubblewrap)"
 BUILD_HINT: Final = "isobench env build"
@@ -65,7 +65,7 @@ DISK_MOUNT: Final = "/var/tmp/isobench-disk"
 #: server in the background; the client once the server printed its first line (after
 #: listen()); the sandbox ends with the client (bwrap's pid 1 then takes the server along).
 INSIDE_PAIR: Final = (
-    'set -e; mkfifo /tmp/isobench-listening; "$1" netserver 127.0.0.1 "$4" '
+    'set -e; mkfifo /tmp/isobench-listening; "$1" netserver 127.0.0.1 "$4" $ISOBENCH_SERVER_CPU '
     '>/tmp/isobench-listening & read -r line </tmp/isobench-listening; exec "$@"'
 )
 
@@ -327,10 +327,15 @@ class SandboxBackend(NativeBackend):
         """Server and client in one sandbox, over its own loopback (see :data:`INSIDE_PAIR`)."""
         execute = self.executor(rep)
 
-        def pair(argv: Sequence[str], timeout: float) -> ExecResult:
-            return execute(["/bin/sh", "-c", INSIDE_PAIR, "sh", *argv], timeout)
+        # the placement rule of every backend: client on the first CPU, server on the second
+        cpus = host_cpu_pair()
+        server = "" if cpus is None else str(cpus[1])
 
-        outcome = run_client(pair, GUEST_PROBE, SERVER_PORT, workload, rep.timeout)
+        def pair(argv: Sequence[str], timeout: float) -> ExecResult:
+            script = f"ISOBENCH_SERVER_CPU={server}; {INSIDE_PAIR}"
+            return execute(["/bin/sh", "-c", script, "sh", *argv], timeout)
+
+        outcome = run_client(pair, GUEST_PROBE, SERVER_PORT, workload, rep.timeout, cpus=cpus)
         path = f"sandbox loopback {LOOPBACK}:{SERVER_PORT} (its own network namespace)"
         return Outcome(outcome.measurements, {**outcome.facts, "net_path": path})
 

@@ -82,15 +82,21 @@ class VmNetwork:
         self.vm = vm
         self.host_probe = host_probe
         self.prefix = list(prefix)
+        # The placement rule of every backend (bench.workloads.network.cpu_pair), inside the
+        # guest: its client on vCPU 0, its server on vCPU 1 (nothing pinned with one vCPU).
+        self.guest_pair = net.cpu_pair(range(vm.spec.cpus))
         self._endpoint: tuple[str, int] | None = None
+        self._server_facts: dict[str, str] = {}
 
     def _start(self, timeout: float) -> tuple[str, int]:
         if self._endpoint is not None:
             return self._endpoint
         everywhere = "0.0.0.0"  # noqa: S104 - the guest's own interfaces, reached as below
-        argv = net.server_argv(GUEST_PROBE, everywhere, net.SERVER_PORT)
+        server_cpu = None if self.guest_pair is None else self.guest_pair[1]
+        argv = net.server_argv(GUEST_PROBE, everywhere, net.SERVER_PORT, server_cpu)
         result = self.vm.execute(["sh", "-c", _START_SERVER, "sh", *self.prefix, *argv], timeout)
         port = net.parse_server_port(result.stdout)
+        self._server_facts = net.server_facts(result.stdout)
         hostname = (self.vm.ssh_options or {}).get("hostname", "")
         self._endpoint = (domain_address(self.vm.domain, hostname), port)
         return self._endpoint
@@ -106,11 +112,25 @@ class VmNetwork:
                 return self.vm.execute(argv, limit, prefix=self.prefix)
 
             execute: Executor = inside
-            outcome = net.run_client(execute, GUEST_PROBE, port, workload, left)
+            outcome = net.run_client(
+                execute, GUEST_PROBE, port, workload, left, cpus=self.guest_pair
+            )
             facts = {"net_path": f"guest loopback {net.LOOPBACK}:{port}"}
         else:
+            # host client on the host's first CPU; the server on the guest's second vCPU
+            # (iperf3 -A CLIENT,SERVER pins each on its own machine the same way)
+            host = net.host_cpu_pair()
+            cpus = (
+                None if host is None or self.guest_pair is None else (host[0], self.guest_pair[1])
+            )
             outcome = net.run_client(
-                net.host_execute, self.host_probe, port, workload, left, address=address
+                net.host_execute,
+                self.host_probe,
+                port,
+                workload,
+                left,
+                address=address,
+                cpus=cpus,
             )
             facts = {
                 "net_path": (
@@ -118,7 +138,7 @@ class VmNetwork:
                     "NAT network (libvirt bridge, tap, virtio-net; no proxy)"
                 )
             }
-        return Outcome(outcome.measurements, {**outcome.facts, **facts})
+        return Outcome(outcome.measurements, {**outcome.facts, **self._server_facts, **facts})
 
 
 # --- density ----------------------------------------------------------------------------------
