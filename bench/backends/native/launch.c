@@ -15,7 +15,8 @@
  *   start_realtime_ns= start_monotonic_ns= end_monotonic_ns= end_realtime_ns= wait_status=
  *   warmup_ns= warmup_wait_status=      (the last warm-up run, when WARMUPS > 0)
  *
- * or "spawn_errno=N" when PROGRAM cannot be started. PROGRAM inherits everything else:
+ * or "spawn_errno=N" when PROGRAM cannot be started. Before each run, inherited descriptors
+ * are set back to their start (see rewind_inherited). PROGRAM inherits everything else:
  * stdin/stdout/stderr (the timed run), the process group and session, the cgroup, the working
  * directory, the environment, other inherited descriptors (bwrap's --seccomp FD).
  * Exit status: the timed run's, 128 + signal if a signal ended it, 127 if it could not start,
@@ -47,6 +48,15 @@ static long number(const char *text) {
     char *end = NULL;
     long value = strtol(text, &end, 10);
     return (end == text || *end != '\0' || value < 0) ? -1 : value;
+}
+
+/* Every run starts from the same inherited inputs: a descriptor the harness passed on
+ * purpose (bwrap's --seccomp FD, a regular file read to its end by each bwrap) is set back to
+ * its start before each run, else the timed run after a warm-up would find it consumed.
+ * Descriptors that cannot seek (pipes, sockets) and closed numbers are left alone. */
+static void rewind_inherited(int report_fd) {
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != report_fd) (void)lseek(fd, 0, SEEK_SET);
 }
 
 /* Spawn argv and reap it; 0, or the errno of posix_spawnp (-1: waitpid failed). */
@@ -89,6 +99,7 @@ int main(int argc, char **argv) {
     int status = 0, err = 0;
     long long warmup = 0;
     for (long i = 0; i < warmups && err == 0; i++) {
+        rewind_inherited((int)fd);
         long long t = now_ns(CLOCK_MONOTONIC);
         err = run(argv + 3, &quiet, &status);
         warmup = now_ns(CLOCK_MONOTONIC) - t;
@@ -96,6 +107,7 @@ int main(int argc, char **argv) {
     if (err == 0 && warmups > 0) {
         dprintf((int)fd, "warmup_ns=%lld\nwarmup_wait_status=%d\n", warmup, status);
     }
+    rewind_inherited((int)fd);
     long long start_realtime = now_ns(CLOCK_REALTIME);
     long long start = now_ns(CLOCK_MONOTONIC);
     if (err == 0) err = run(argv + 3, NULL, &status);
