@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from bench.cli import entry
 
-from bench.cli import main
-
-sys.exit(main())
+entry()
