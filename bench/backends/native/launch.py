@@ -25,7 +25,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from bench.workloads import ExecResult, Executor
 
 
 class ProcessLauncher:
-    """Spawns workload processes on the host; subclasses may wrap argv (``_wrap``)."""
+    """Spawns workload processes on the host; subclasses may wrap argv (``_wrapped``)."""
 
     def __init__(self) -> None:
         #: The cgroup new processes are born in (None: unlimited).
@@ -67,16 +67,19 @@ class ProcessLauncher:
         With ``report_fd``, under the launcher (:meth:`run_timed`) talking on that descriptor,
         which runs ``warmups`` untimed launches right before the timed one.
         """
-        command, fds = self._wrap(argv, cwd)
-        if report_fd is not None:
-            command = [str(self.launch_tool()), str(report_fd), str(warmups), *command]
-            fds = (*fds, report_fd)
         stdout: int = subprocess.PIPE if output is None else output[0]
         stderr: int = subprocess.PIPE if output is None else output[1]
         if merge_stderr:
             stderr = subprocess.STDOUT
         try:
-            with self._cgroup.attached() if self._cgroup else nullcontext():
+            with (
+                self._wrapped(argv, cwd) as (wrapped, inherited),
+                self._cgroup.attached() if self._cgroup else nullcontext(),
+            ):
+                command, fds = wrapped, inherited
+                if report_fd is not None:  # under the launcher, which talks on report_fd
+                    command = [str(self.launch_tool()), str(report_fd), str(warmups), *command]
+                    fds = (*inherited, report_fd)
                 # Its own process group (a timeout kills it all), watched by the reaper (it
                 # dies with the harness, even a harness killed with SIGKILL).
                 proc = spawn(
@@ -148,9 +151,13 @@ class ProcessLauncher:
         command = shlex.join(str(arg) for arg in spawned[3:])  # without the launcher itself
         return TimedRun(times, out, err, command)
 
-    def _wrap(self, argv: Sequence[str], cwd: Path | None) -> tuple[list[str], tuple[int, ...]]:
-        """The command actually spawned and the fds it inherits (the sandbox wraps argv)."""
-        return list(argv), ()
+    @contextlib.contextmanager
+    def _wrapped(
+        self, argv: Sequence[str], cwd: Path | None
+    ) -> Iterator[tuple[list[str], tuple[int, ...]]]:
+        """The command actually spawned and the fds it inherits, for one launch (the sandbox
+        wraps argv and owns descriptors that live until the launch has them)."""
+        yield list(argv), ()
 
     def workload_pid(self, pid: int) -> int:
         """The workload's own process, given the spawned one (the sandbox wraps it)."""

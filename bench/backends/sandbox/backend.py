@@ -25,11 +25,12 @@ their bwrap processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -119,8 +120,7 @@ class SandboxBackend(NativeBackend):
         super().__init__()
         self._bwrap = shutil.which("bwrap")
         self._rootfs: Path | None = None
-        self._seccomp_fd: int | None = None  # the running rung's, for _wrap
-        self._launch_fds: list[int] = []  # opened by _wrap for one launch, closed by spawn
+        self._seccomp_fd: int | None = None  # the running rung's, for _wrapped
         self._launch_lock = threading.Lock()
         self._rungs: dict[tuple[str, str], _Rung] = {}
         self._disk_bind: Path | None = None
@@ -259,49 +259,34 @@ class SandboxBackend(NativeBackend):
 
     # -- hooks into the native machinery ----------------------------------------------------
 
-    def _wrap(self, argv: Sequence[str], cwd: Path | None) -> tuple[list[str], tuple[int, ...]]:
+    @contextlib.contextmanager
+    def _wrapped(
+        self, argv: Sequence[str], cwd: Path | None
+    ) -> Iterator[tuple[list[str], tuple[int, ...]]]:
+        """bwrap's argv around ``argv``; this launch's own seccomp descriptor, closed after."""
         if self._bwrap is None or self._rootfs is None:
             msg = "sandbox backend used before prepare()"
             raise BackendUnavailable(msg)
-        seccomp = None
-        if self._seccomp_fd is not None:
-            # bwrap reads the program to EOF: each launch gets its own offset (a new open file
-            # description), so launches in a row or from density's threads never share one.
-            seccomp = os.open(f"/proc/self/fd/{self._seccomp_fd}", os.O_RDONLY | os.O_CLOEXEC)
-            self._launch_fds.append(seccomp)
         # --die-with-parent is PR_SET_PDEATHSIG, which fires when the launching *thread* ends:
         # density's launcher threads end while their sandboxes must idle on. Those rely on
         # the reaper alone (it ends every spawned group when the harness dies).
         main = threading.current_thread() is threading.main_thread()
-        prefix = bwrap_argv(
-            self._bwrap, self._rootfs, seccomp, cwd, self._disk_bind, die_with_parent=main
-        )
-        return [*prefix, *argv], () if seccomp is None else (seccomp,)
-
-    def spawn(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: Path | None = None,
-        merge_stderr: bool = False,
-        report_fd: int | None = None,
-        output: tuple[int, int] | None = None,
-        warmups: int = 0,
-    ) -> subprocess.Popen[bytes]:
-        """The native spawn, closing the launch's own seccomp descriptor once bwrap has it."""
+        # bwrap reads the program to EOF: each launch gets its own offset (a new open file
+        # description), so launches in a row or from density's threads never share one.
+        # One launch at a time (density's threads), from the wrapping to the spawn: the native
+        # spawn moves the harness into the rung's cgroup and back around it.
         with self._launch_lock:
+            seccomp = None
+            if self._seccomp_fd is not None:
+                seccomp = os.open(f"/proc/self/fd/{self._seccomp_fd}", os.O_RDONLY | os.O_CLOEXEC)
             try:
-                return super().spawn(
-                    argv,
-                    cwd=cwd,
-                    merge_stderr=merge_stderr,
-                    report_fd=report_fd,
-                    output=output,
-                    warmups=warmups,
+                prefix = bwrap_argv(
+                    self._bwrap, self._rootfs, seccomp, cwd, self._disk_bind, die_with_parent=main
                 )
+                yield [*prefix, *argv], () if seccomp is None else (seccomp,)
             finally:
-                while self._launch_fds:
-                    os.close(self._launch_fds.pop())
+                if seccomp is not None:
+                    os.close(seccomp)  # the spawned bwrap holds its own copy now
 
     def workload_pid(self, pid: int) -> int:
         """The probe under bwrap (bwrap keeps a monitor and a pid-1 process above it)."""
