@@ -200,6 +200,16 @@ def compared_by_difference(name: str) -> bool:
     return name in DIFFERENCE_METRICS
 
 
+def cannot_be_negative(name: str) -> bool:
+    """Whether ``name`` is a catalog quantity (every one a time, rate, count or size).
+
+    A negative sample of such a metric is noise larger than the effect (MemAvailable per
+    instance, when the host's free memory rose while the instances ran). Metrics a scenario
+    declares for its own command may be signed.
+    """
+    return lookup(name) is not None
+
+
 def higher_is_better(name: str, declared: Mapping[str, bool] | None = None) -> bool:
     """Direction of ``name``: the catalog's, else the scenario's declaration, else a cost.
 

@@ -63,6 +63,12 @@ def summarize(
             "higher_is_better": hib,
         }
         row.update(describe(values, hib, limits))
+        negative = int(np.count_nonzero(values < 0))
+        if negative and metrics.cannot_be_negative(metric):
+            row["warnings"].append(
+                f"{negative} of {len(values)} samples negative for a quantity that cannot"
+                " be negative: the measurement's noise exceeds the effect (not a figure to quote)"
+            )
         records.append(row)
     _say_where_noise_comes_from(records, limits)
     summary = pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)

@@ -235,3 +235,18 @@ def test_a_noisy_row_says_whether_native_was_as_noisy() -> None:
     own = summary.loc[("native", "disk.seq_read"), "warnings"]
     assert any("noisy" in w for w in own)
     assert not any("native is" in w for w in own)
+
+
+def test_negative_samples_of_a_catalog_quantity_are_flagged_not_dropped() -> None:
+    metric = "density.available_per_instance"
+    rows = [("docker", "n=1", metric, x) for x in (-4.0e7, -2.0e7, 1.0e7)]
+    rows += [("docker", "n=32", metric, x) for x in (2.0e7, 2.2e7, 2.1e7)]
+    rows += [("cmd", "a", "command.delta_celsius", x) for x in (-1.0, -2.0, -1.5)]
+    summary = stats.summarize(_frame(rows)).set_index(["variant", "metric"])
+    flagged = summary.loc[("n=1", metric)]
+    assert flagged["n"] == 3
+    assert flagged["min"] == -4.0e7  # kept
+    assert any("2 of 3 samples negative" in w for w in flagged["warnings"])
+    assert not any("negative" in w for w in summary.loc[("n=32", metric), "warnings"])
+    # a metric a scenario declares for its own command may be signed
+    assert not any("negative" in w for w in summary.loc[("a", "command.delta_celsius"), "warnings"])
