@@ -55,10 +55,15 @@ class Ownership:
             out[VARIANT_LABEL] = variant
         return out
 
+    @property
+    def name_prefix(self) -> str:
+        """What every object name of this instance starts with: ``isobench-1a2b3c4d-``."""
+        return f"isobench-{self.run}-"
+
     def name(self, what: str) -> str:
         """A unique, recognisable object name such as ``isobench-1a2b3c4d-exec-3``."""
         self._serial += 1
-        return f"isobench-{self.run}-{what}-{self._serial}"
+        return f"{self.name_prefix}{what}-{self._serial}"
 
 
 def leftovers(client: docker.DockerClient) -> list[ownership.Leftover]:

@@ -35,7 +35,6 @@ from bench.backends.docker.engine import cli_version
 from bench.backends.docker.netdensity import DockerNetwork, server_settings, sweep_variants
 from bench.backends.docker.support import (
     OVERLAY_DIR,
-    RUN_LABEL,
     ContainerExecutor,
     Ownership,
     host_config_kwargs,
@@ -242,7 +241,6 @@ class PodmanBackend:
 
     def teardown(self) -> None:
         """Remove every container of this instance, then stop the API services."""
-        ids = [e.container_id for e in self._executors.values() if e.container_id]
         for executor in self._executors.values():
             executor.discard()
         self._executors.clear()
@@ -251,17 +249,12 @@ class PodmanBackend:
         for service in self._services.values():
             rootless = rootless or service.mode.rootless
             try:
-                run_filter: dict[str, str | list[str] | bool] = {
-                    "label": f"{RUN_LABEL}={self._ownership.run}"
-                }
-                found = service.client.containers.list(all=True, filters=run_filter)
-                ids += [str(c.id) for c in found]
                 remove_run(service.client, self._ownership.run)
             finally:
                 service.stop()
         self._services.clear()
         account = rootless_account() if rootless else None
-        kill_leftover_helpers(ids, account.pw_uid if account else None)
+        kill_leftover_helpers(self._ownership.name_prefix, account.pw_uid if account else None)
 
     def notes(self) -> list[str]:
         """Removed orphans and stopped services of interrupted runs."""

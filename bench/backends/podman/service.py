@@ -14,6 +14,7 @@ is imported into each store from the shared rootfs.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pwd
 import re
@@ -211,26 +212,34 @@ def _terminate(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def kill_leftover_helpers(container_ids: list[str], rootless_uid: int | None) -> int:
-    """Kill exec-session conmons of removed containers and the rootless user's processes.
+def kill_leftover_helpers(name_prefix: str, rootless_uid: int | None) -> int:
+    """Kill conmons of this instance's containers and the rootless user's processes.
 
-    Podman keeps each exec session's conmon for ``exit_command_delay`` (300 s) after the
-    exec ends, even when its container is gone; rootless Podman keeps a pause process
-    (``catatonit -P``) holding its user namespace. Neither may outlive a run.
+    A conmon is started with ``-n NAME``, its container's name; every container of one backend
+    instance is named ``name_prefix...``, so this finds them all, including those of containers
+    a repetition already removed. Podman keeps each exec session's conmon for
+    ``exit_command_delay`` (300 s) after the exec ends, even when its container is gone, and a
+    container's own conmon can outlive the container's forced removal (its exit command still
+    running); rootless Podman keeps a pause process (``catatonit -P``) holding its user
+    namespace. None may outlive a run.
     """
     if rootless_uid is not None and _other_live_services():
         rootless_uid = None  # another harness still uses the rootless user: leave it alone
     killed: list[psutil.Process] = []
     for proc in psutil.process_iter(["pid", "name", "cmdline", "uids"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
         mine = rootless_uid is not None and proc.info["uids"].real == rootless_uid
-        conmon = proc.info["name"] == "conmon" and any(c in cmdline for c in container_ids)
-        if mine or conmon:
+        if mine or (proc.info["name"] == "conmon" and _names(proc.info["cmdline"], name_prefix)):
             with contextlib.suppress(psutil.Error):
                 proc.kill()
                 killed.append(proc)
     psutil.wait_procs(killed, timeout=10)  # SIGKILL is asynchronous: return once they are gone
     return len(killed)
+
+
+def _names(argv: list[str] | None, prefix: str) -> bool:
+    """Whether a conmon's ``argv`` gives it a container named ``prefix...`` (``-n NAME``)."""
+    args = argv or []
+    return any(a == "-n" and b.startswith(prefix) for a, b in itertools.pairwise(args))
 
 
 def _alive(pid: str, start: str) -> bool:
