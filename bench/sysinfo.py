@@ -250,6 +250,9 @@ def host_info() -> dict[str, Any]:
         "mitigations": mitigations(),
         **virt,
         **governor_and_turbo(),
+        # The default for new TCP sockets (and for a userland proxy's own connections): a
+        # stream's rate depends on it (docs/docker.md, "Congestion control").
+        "tcp_congestion_control": _read("/proc/sys/net/ipv4/tcp_congestion_control"),
         "tools": tool_versions(),
     }
 

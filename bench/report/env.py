@@ -250,4 +250,31 @@ def banners(
     if get(env, "harness", "git_dirty"):
         found.append(f"{host_name}: the harness ran from a dirty git work tree.")
     found.extend(f"{host_name}: {text}" for text in adaptive_facts(env)[1])
+    found.extend(f"{host_name}: {text}" for text in congestion_mix(env))
     return found
+
+
+def congestion_mix(env: Mapping[str, Any]) -> list[str]:
+    """A caveat when the run's TCP streams were sent under different congestion controls.
+
+    The sender's algorithm is part of what a stream measures (cubic moved 1.2x more than
+    bbr through Docker's published port on one host): a throughput ratio between a variant
+    whose sender used one and a variant whose sender used another compares unlike things.
+    A VM's guest keeps its own default, which can differ from the host's.
+    """
+    observed = get(env, "observed")
+    users: dict[str, list[str]] = {}
+    for backend, by_variant in observed.items() if isinstance(observed, Mapping) else ():
+        for variant, facts in by_variant.items() if isinstance(by_variant, Mapping) else ():
+            value = get(facts, "net_stream_congestion") if isinstance(facts, Mapping) else None
+            for name in value if isinstance(value, list) else [value]:
+                if name not in (None, "", "unknown"):
+                    users.setdefault(str(name), []).append(f"{backend}/{variant}")
+    if len(users) < 2:
+        return []
+    parts = "; ".join(f"{name}: {', '.join(sorted(who))}" for name, who in sorted(users.items()))
+    return [
+        "TCP streams were sent under different congestion controls "
+        f"({parts}): network.tcp_throughput ratios between them compare unlike senders "
+        "(docs/docker.md, 'Congestion control')."
+    ]

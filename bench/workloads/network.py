@@ -66,6 +66,7 @@ _FACTS: Final = (
     "stream_omit",
     "stream_total_bytes",
     "stream_sender_seconds",
+    "stream_congestion",
     "rr_count",
     "rr_mean",
     "rr_min",
@@ -119,12 +120,22 @@ def client_argv(
     ]
 
 
-def iperf3_equivalent(workload: NetworkWorkload, cpus: CpuPair = None) -> str:
-    """The iperf3 client whose "receiver" line is ``network.tcp_throughput`` (fact, docs)."""
+def iperf3_equivalent(
+    workload: NetworkWorkload, cpus: CpuPair = None, congestion: str | None = None
+) -> str:
+    """The iperf3 client whose "receiver" line is ``network.tcp_throughput`` (fact, docs).
+
+    ``congestion``: the algorithm the probe's stream socket used (``-C``), so that the command
+    reproduces the figure on a host whose default differs.
+    """
     buffer = int(workload.buffer)
     size = f"{buffer // 1024}K" if buffer % 1024 == 0 else str(buffer)
     pin = "" if cpus is None else f" -A {cpus[0]},{cpus[1]}"
-    return f"iperf3 -c {LOOPBACK} -l {size} -t {workload.duration:g} -O {workload.omit:g}{pin}"
+    algorithm = "" if congestion in (None, "", "unknown") else f" -C {congestion}"
+    return (
+        f"iperf3 -c {LOOPBACK} -l {size} -t {workload.duration:g} -O {workload.omit:g}"
+        f"{pin}{algorithm}"
+    )
 
 
 def sockperf_equivalent(workload: NetworkWorkload, cpus: CpuPair = None) -> str:
@@ -189,7 +200,9 @@ def run_client(
     outcome = parse_client(result.stdout)
     facts = {
         **outcome.facts,
-        "net_stream_iperf3": iperf3_equivalent(workload, cpus),
+        "net_stream_iperf3": iperf3_equivalent(
+            workload, cpus, outcome.facts.get("net_stream_congestion")
+        ),
         "net_rr_sockperf": sockperf_equivalent(workload, cpus),
     }
     return Outcome(outcome.measurements, facts)

@@ -384,6 +384,12 @@ static int net_stream(const struct sockaddr_in *sa, double seconds, double omit,
                           (unsigned char)(omit_ms >> 8),
                           (unsigned char)omit_ms};
     if (fd < 0 || write_full(fd, (char *)h, 9) != 0) return net_fail("stream connect");
+    /* The sender's congestion control is part of what a stream measures (cubic moved 1.2x
+     * more than bbr through Docker's proxy on one host): say which one this socket used,
+     * as iperf3's JSON does (sender_tcp_congestion). */
+    char congestion[17] = {0}; /* TCP_CA_NAME_MAX (16) and a terminator */
+    socklen_t clen = 16;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion, &clen) != 0) congestion[0] = 0;
     memset(buf, 's', bufsize);
     long long sent = 0, t0 = now_ns(CLOCK_MONOTONIC);
     long long stop = t0 + (long long)((seconds + omit) * 1e9);
@@ -424,6 +430,7 @@ static int net_stream(const struct sockaddr_in *sa, double seconds, double omit,
            counted, s, (double)counted / s, bufsize);
     printf("stream_omit=%.3f\nstream_total_bytes=%lld\nstream_sender_seconds=%.9f\n", omit,
            received, (double)(t1 - t0) / 1e9);
+    printf("stream_congestion=%s\n", congestion[0] ? congestion : "unknown");
     return 0;
 }
 

@@ -76,6 +76,7 @@ def check_network(outcome: Outcome) -> None:
     # The omitted warm-up (iperf3's -O) is sent and received, but not counted.
     assert 0 < int(outcome.facts["net_stream_bytes"]) < int(outcome.facts["net_stream_total_bytes"])
     assert outcome.facts["net_stream_iperf3"].startswith("iperf3 -c 127.0.0.1 -l 128K -t ")
+    assert outcome.facts["net_stream_congestion"] not in ("", "unknown")  # the sender's
     assert "sockperf ping-pong --tcp -i 127.0.0.1" in outcome.facts["net_rr_sockperf"]
 
 
@@ -113,7 +114,12 @@ def test_native_network_and_its_server_is_gone_after_teardown(
     if pair is not None:  # client and server pinned apart, as iperf3 -A C,S by hand
         assert outcome.facts["net_client_cpu"] == str(pair[0])
         assert outcome.facts["net_server_cpu"] == str(pair[1])
-        assert outcome.facts["net_stream_iperf3"].endswith(f" -A {pair[0]},{pair[1]}")
+        assert f" -A {pair[0]},{pair[1]}" in outcome.facts["net_stream_iperf3"]
+    # The stream's sender used the host's default congestion control, and the by-hand
+    # command names it.
+    default = Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+    assert outcome.facts["net_stream_congestion"] == default
+    assert outcome.facts["net_stream_iperf3"].endswith(f" -C {default}")
     assert len(my_probes()) == 1  # the server, idle between repetitions
     native.teardown()
     assert my_probes() == []

@@ -53,6 +53,7 @@ stream_buffer=131072
 stream_omit=1.000
 stream_total_bytes=4366272512
 stream_sender_seconds=3.002871230
+stream_congestion=bbr
 """
 
 
@@ -154,6 +155,9 @@ def test_iperf3_equivalent_names_the_same_stream() -> None:
     odd = scenario({"kind": "network", "buffer": "1000B", "omit": 0}).workload
     assert isinstance(odd, NetworkWorkload)
     assert iperf3_equivalent(odd) == "iperf3 -c 127.0.0.1 -l 1000 -t 2 -O 0"
+    # The sender's congestion control, when the probe saw it, is part of the command.
+    assert iperf3_equivalent(workload, (0, 1), "bbr").endswith(" -A 0,1 -C bbr")
+    assert " -C" not in iperf3_equivalent(workload, None, "unknown")
 
 
 def test_parse_client_output() -> None:
@@ -167,6 +171,7 @@ def test_parse_client_output() -> None:
     assert outcome.facts["net_stream_total_bytes"] == "4366272512"  # omitted ones included
     assert outcome.facts["kernel_client"] == "6.1.0-test"
     assert outcome.facts["net_client_cpu"] == "0"
+    assert outcome.facts["net_stream_congestion"] == "bbr"
     with pytest.raises(BackendError, match="unparseable network probe output"):
         parse_client(CLIENT_OUTPUT.replace("stream_rate=", "stream_rat="))
 

@@ -128,6 +128,24 @@ def test_environment_helpers_are_defensive() -> None:
     assert report_env.mitigation_summary({"a": "Vulnerable", "b": "Not affected"}).endswith("(a)")
 
 
+def test_streams_sent_under_different_congestion_controls_are_flagged() -> None:
+    def env(vm: object) -> dict[str, object]:
+        return {
+            "host": {"hostname": "h"},
+            "observed": {
+                "native": {"host": {"net_stream_congestion": "bbr"}},
+                "docker": {"network=bridge": {"net_stream_congestion": ["bbr"]}},
+                "vagrant": {"client=inside": {"net_stream_congestion": vm}},
+            },
+        }
+
+    (mixed,) = report_env.banners(env("cubic"), [])
+    assert "different congestion controls (bbr: docker/network=bridge, native/host; " in mixed
+    assert "cubic: vagrant/client=inside)" in mixed
+    assert report_env.banners(env("bbr"), []) == []  # one algorithm: nothing to say
+    assert report_env.banners(env("unknown"), []) == []  # an older probe said nothing
+
+
 @pytest.mark.parametrize(
     ("value", "unit", "text"),
     [
