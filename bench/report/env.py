@@ -59,6 +59,7 @@ def host_facts(env: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("host virtualized", virt),
         ("CPU governor / turbo", f"{_text(get(host, 'governor'))} / {_text(get(host, 'turbo'))}"),
         ("mitigations", mitigation_summary(get(host, "mitigations"))),
+        ("TCP congestion control (default)", _text(get(host, "tcp_congestion_control"))),
         ("harness", f"isobench {_text(get(env, 'harness', 'version'))}, git {sha}"),
         ("python", _text(get(env, "harness", "python"))),
     ]

@@ -73,6 +73,9 @@ def test_host_info_facts() -> None:
     if vulnerabilities.is_dir():
         assert set(host["mitigations"]) == {p.name for p in vulnerabilities.iterdir()}
     assert host["tools"]["python"].startswith("Python 3.")
+    default = Path("/proc/sys/net/ipv4/tcp_congestion_control")
+    if default.exists():
+        assert host["tcp_congestion_control"] == default.read_text().strip()
 
 
 def test_tool_versions_skip_absent_tools() -> None:
