@@ -159,16 +159,19 @@ def test_network_and_density_variants_carry_the_accelerator(tcg_backend: Vagrant
 class _GuestVm:
     """A VM stand-in: records what the network side runs in it (no vagrant, no libvirt)."""
 
-    def __init__(self, cpus: int) -> None:
+    def __init__(self, cpus: int, congestion: ExecResult | None = None) -> None:
         self.spec = SimpleNamespace(cpus=cpus)
         self.domain = "isobench-test_default"
         self.ssh_options = {"hostname": "192.168.121.57"}
         self.argvs: list[list[str]] = []
+        self.congestion = congestion or ExecResult(0, "was=x\nnow=x\n", "", 0.1)
 
     def execute(
         self, argv: Sequence[str], timeout: float, prefix: Sequence[str] = ()
     ) -> ExecResult:
         self.argvs.append(list(argv))
+        if any("tcp_congestion_control" in arg for arg in argv):
+            return self.congestion
         if "netserver" in argv:
             return ExecResult(0, "server_cpu=1\nlistening=0.0.0.0\nport=5201\n", "", 0.1)
         return ExecResult(0, _CLIENT, "", 0.1)
@@ -219,3 +222,30 @@ def test_vm_network_pins_inside_client_and_server_apart(
     assert client == ([*unpinned_client, "0"] if pinned else unpinned_client)
     assert outcome.facts.get("net_server_cpu") == "1"  # what the stand-in server said
     assert ("-A 0,1" in outcome.facts["net_stream_iperf3"]) == pinned
+
+
+@pytest.mark.parametrize(
+    ("said", "fact"),
+    [
+        ("was=cubic\nnow=H\n", "H (set to the host's; the guest's was cubic)"),
+        ("was=H\nnow=H\n", "H"),
+        ("was=cubic\nnow=cubic\n", "cubic (the host's H could not be set: sudo: no password)"),
+    ],
+)
+def test_vm_network_gives_the_guest_the_hosts_congestion_control(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, said: str, fact: str
+) -> None:
+    """The guest's default is set to the host's before the server starts; the fact says how."""
+    default = tmp_path / "tcp_congestion_control"
+    default.write_text("H\n")
+    monkeypatch.setattr(netdensity, "CONGESTION_DEFAULT", str(default))
+    monkeypatch.setattr(netdensity, "domain_address", lambda domain, hostname: hostname)
+    vm = _GuestVm(2, ExecResult(0, said, "sudo: no password", 0.1))
+    network = netdensity.VmNetwork(vm, "/host/probe", [])  # type: ignore[arg-type]
+    workload = scenario({"kind": "network", "duration": 1}).workload
+    assert isinstance(workload, NetworkWorkload)
+    outcome = network.run(workload, "inside", 30.0)
+    align = vm.argvs[0]
+    assert align[-1] == "H"  # the host's algorithm, as the script's $1
+    assert "netserver" in vm.argvs[1]  # set before the server starts
+    assert outcome.facts["net_guest_congestion"] == fact

@@ -25,13 +25,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from bench.backends.vagrant.marker import BOX_HINT, MarkerChannel, first_marker
 from bench.backends.vagrant.vm import VIRSH, VagrantVM, VmSpec, domain_qemu_pid, run_quiet
 from bench.scenario.model import NetworkWorkload
 from bench.values import BackendError, Outcome, RepetitionTimeout
-from bench.workloads import GUEST_PROBE, ExecResult, Executor
+from bench.workloads import GUEST_PROBE, ExecResult, Executor, parse_keyvalues
 from bench.workloads import network as net
 from bench.workloads.hostmem import process_tree
 
@@ -52,6 +53,14 @@ VMM_OVERHEAD: Final = {"tcg": 512 * MIB, "kvm": 128 * MIB}
 #: Share of the host's MemAvailable density VMs may take (the rest: the harness, the host).
 MEMORY_SHARE: Final = 0.8
 _IPV4_RE: Final = re.compile(r"\bipv4\s+(\d+\.\d+\.\d+\.\d+)/\d+")
+#: Where Linux keeps the default congestion control of new TCP sockets (host and guest).
+CONGESTION_DEFAULT: Final = "/proc/sys/net/ipv4/tcp_congestion_control"
+#: Set the guest's default congestion control to $1 unless it is already; print the result.
+_ALIGN_CONGESTION: Final = f"""
+was=$(cat {CONGESTION_DEFAULT})
+[ "$was" = "$1" ] || echo "$1" | sudo -n tee {CONGESTION_DEFAULT} >/dev/null
+echo "was=$was"; echo "now=$(cat {CONGESTION_DEFAULT})"
+"""
 
 
 # --- network ----------------------------------------------------------------------------------
@@ -88,15 +97,38 @@ class VmNetwork:
         self._endpoint: tuple[str, int] | None = None
         self._server_facts: dict[str, str] = {}
 
+    def _align_congestion(self, timeout: float) -> None:
+        """Give the guest the host's default congestion control, so senders are alike.
+
+        A stream's rate depends on its sender's algorithm (docs/docker.md, "Congestion
+        control"); the guest's own default (``cubic`` on Debian) would make a VM's inside
+        client unlike every other sender of the run. The fact says what was done; when the
+        guest cannot use the host's algorithm it keeps its own and the report flags the mix.
+        """
+        try:
+            wanted = Path(CONGESTION_DEFAULT).read_text(encoding="ascii").strip()
+        except OSError:
+            return  # not Linux's TCP: nothing to align with
+        result = self.vm.execute(["sh", "-c", _ALIGN_CONGESTION, "sh", wanted], timeout)
+        got = parse_keyvalues(result.stdout)
+        was, now = got.get("was", "?"), got.get("now", "?")
+        if now == wanted:
+            fact = now if was == now else f"{now} (set to the host's; the guest's was {was})"
+        else:
+            why = (result.stderr or "").strip()[-200:] or f"exit status {result.returncode}"
+            fact = f"{now} (the host's {wanted} could not be set: {why})"
+        self._server_facts["net_guest_congestion"] = fact
+
     def _start(self, timeout: float) -> tuple[str, int]:
         if self._endpoint is not None:
             return self._endpoint
+        self._align_congestion(timeout)
         everywhere = "0.0.0.0"  # noqa: S104 - the guest's own interfaces, reached as below
         server_cpu = None if self.guest_pair is None else self.guest_pair[1]
         argv = net.server_argv(GUEST_PROBE, everywhere, net.SERVER_PORT, server_cpu)
         result = self.vm.execute(["sh", "-c", _START_SERVER, "sh", *self.prefix, *argv], timeout)
         port = net.parse_server_port(result.stdout)
-        self._server_facts = net.server_facts(result.stdout)
+        self._server_facts |= net.server_facts(result.stdout)
         hostname = (self.vm.ssh_options or {}).get("hostname", "")
         self._endpoint = (domain_address(self.vm.domain, hostname), port)
         return self._endpoint
