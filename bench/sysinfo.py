@@ -252,9 +252,18 @@ def host_info() -> dict[str, Any]:
         **governor_and_turbo(),
         # The default for new TCP sockets (and for a userland proxy's own connections): a
         # stream's rate depends on it (docs/docker.md, "Congestion control").
-        "tcp_congestion_control": _read("/proc/sys/net/ipv4/tcp_congestion_control"),
+        "tcp_congestion_control": tcp_congestion_default(),
         "tools": tool_versions(),
     }
+
+
+#: The default congestion control of new TCP sockets (Linux; the same path in a guest).
+TCP_CONGESTION_DEFAULT: Final = "/proc/sys/net/ipv4/tcp_congestion_control"
+
+
+def tcp_congestion_default() -> str | None:
+    """This host's default TCP congestion control (None where unreadable)."""
+    return _read(TCP_CONGESTION_DEFAULT)
 
 
 def filesystem_type(path: Path) -> str:

@@ -233,12 +233,10 @@ def test_vm_network_pins_inside_client_and_server_apart(
     ],
 )
 def test_vm_network_gives_the_guest_the_hosts_congestion_control(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, said: str, fact: str
+    monkeypatch: pytest.MonkeyPatch, said: str, fact: str
 ) -> None:
     """The guest's default is set to the host's before the server starts; the fact says how."""
-    default = tmp_path / "tcp_congestion_control"
-    default.write_text("H\n")
-    monkeypatch.setattr(netdensity, "CONGESTION_DEFAULT", str(default))
+    monkeypatch.setattr(netdensity, "tcp_congestion_default", lambda: "H")
     monkeypatch.setattr(netdensity, "domain_address", lambda domain, hostname: hostname)
     vm = _GuestVm(2, ExecResult(0, said, "sudo: no password", 0.1))
     network = netdensity.VmNetwork(vm, "/host/probe", [])  # type: ignore[arg-type]

@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 from bench.backends.vagrant.marker import BOX_HINT, MarkerChannel, first_marker
 from bench.backends.vagrant.vm import VIRSH, VagrantVM, VmSpec, domain_qemu_pid, run_quiet
 from bench.scenario.model import NetworkWorkload
+from bench.sysinfo import TCP_CONGESTION_DEFAULT, tcp_congestion_default
 from bench.values import BackendError, Outcome, RepetitionTimeout
 from bench.workloads import GUEST_PROBE, ExecResult, Executor, parse_keyvalues
 from bench.workloads import network as net
@@ -53,13 +53,11 @@ VMM_OVERHEAD: Final = {"tcg": 512 * MIB, "kvm": 128 * MIB}
 #: Share of the host's MemAvailable density VMs may take (the rest: the harness, the host).
 MEMORY_SHARE: Final = 0.8
 _IPV4_RE: Final = re.compile(r"\bipv4\s+(\d+\.\d+\.\d+\.\d+)/\d+")
-#: Where Linux keeps the default congestion control of new TCP sockets (host and guest).
-CONGESTION_DEFAULT: Final = "/proc/sys/net/ipv4/tcp_congestion_control"
 #: Set the guest's default congestion control to $1 unless it is already; print the result.
 _ALIGN_CONGESTION: Final = f"""
-was=$(cat {CONGESTION_DEFAULT})
-[ "$was" = "$1" ] || echo "$1" | sudo -n tee {CONGESTION_DEFAULT} >/dev/null
-echo "was=$was"; echo "now=$(cat {CONGESTION_DEFAULT})"
+was=$(cat {TCP_CONGESTION_DEFAULT})
+[ "$was" = "$1" ] || echo "$1" | sudo -n tee {TCP_CONGESTION_DEFAULT} >/dev/null
+echo "was=$was"; echo "now=$(cat {TCP_CONGESTION_DEFAULT})"
 """
 
 
@@ -105,9 +103,8 @@ class VmNetwork:
         client unlike every other sender of the run. The fact says what was done; when the
         guest cannot use the host's algorithm it keeps its own and the report flags the mix.
         """
-        try:
-            wanted = Path(CONGESTION_DEFAULT).read_text(encoding="ascii").strip()
-        except OSError:
+        wanted = tcp_congestion_default()
+        if not wanted:
             return  # not Linux's TCP: nothing to align with
         result = self.vm.execute(["sh", "-c", _ALIGN_CONGESTION, "sh", wanted], timeout)
         got = parse_keyvalues(result.stdout)
